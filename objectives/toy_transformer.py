@@ -1,0 +1,167 @@
+"""The toy objective: a small Transformer encoder trained from scratch on a synthetic task.
+
+The task ("majority token"): each sequence holds ``seq_len`` tokens. One of ``num_classes``
+class tokens appears three times, two other class tokens twice each, and the rest are filler
+tokens, all at random positions. The label is the class token that appears most often. A model
+must count tokens across the whole sequence, which attention (or mean pooling over attended
+features) does well; chance is ``1 / num_classes``. The data is a pure function of the seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import optuna
+import torch
+from torch import nn
+
+from objectives.loop import Batch, LoopData
+from objectives.specs import ToyDataConfig
+from objectives.trial_run import TrainingJob, run_trial
+from search.config import StudyConfig
+from search.space import sample_params
+
+LABEL_COUNT = 4  # occurrences of the label's token
+DISTRACTOR_COUNT = 2  # occurrences of each of the two distractor class tokens
+DISTRACTORS = 2
+
+
+@dataclass(frozen=True)
+class ToySplits:
+    """Token ids (N x seq_len, int64) and labels (N, int64) for each split."""
+
+    train: tuple[torch.Tensor, torch.Tensor]
+    validation: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+    vocab_size: int
+    num_classes: int
+    seq_len: int
+
+
+def make_task(config: ToyDataConfig, seed: int) -> ToySplits:
+    """Generate the three splits deterministically from ``seed``."""
+    if config.seq_len < LABEL_COUNT + DISTRACTORS * DISTRACTOR_COUNT:
+        raise ValueError("seq_len too short for the toy task")
+    generator = torch.Generator().manual_seed(seed)
+    total = config.n_train + config.n_val + config.n_test
+    tokens, labels = _sample(total, config, generator)
+    first, second = config.n_train, config.n_train + config.n_val
+    return ToySplits(
+        train=(tokens[:first], labels[:first]),
+        validation=(tokens[first:second], labels[first:second]),
+        test=(tokens[second:], labels[second:]),
+        vocab_size=config.num_classes + config.num_filler,
+        num_classes=config.num_classes,
+        seq_len=config.seq_len,
+    )
+
+
+def _sample(
+    n: int, config: ToyDataConfig, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    classes, length = config.num_classes, config.seq_len
+    labels = torch.randint(0, classes, (n,), generator=generator)
+    # Two distractor classes per row, distinct from the label and from each other: rank a
+    # random score per class with the label's score forced to the end.
+    scores = torch.rand(n, classes, generator=generator)
+    scores[torch.arange(n), labels] = 2.0
+    distractors = scores.argsort(dim=1)[:, :DISTRACTORS]
+    fillers = classes + torch.randint(0, config.num_filler, (n, length), generator=generator)
+    planted = torch.cat(
+        [labels[:, None].expand(n, LABEL_COUNT)]
+        + [distractors[:, i : i + 1].expand(n, DISTRACTOR_COUNT) for i in range(DISTRACTORS)],
+        dim=1,
+    )
+    tokens = fillers.clone()
+    tokens[:, : planted.shape[1]] = planted
+    # Shuffle each row's positions so the planted tokens land anywhere.
+    order = torch.rand(n, length, generator=generator).argsort(dim=1)
+    tokens = tokens.gather(1, order)
+    return tokens, labels
+
+
+class ToyTransformer(nn.Module):
+    """Token + position embeddings, a pre-norm Transformer encoder, mean pooling, a linear head."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        seq_len: int,
+        num_classes: int,
+        hidden_dim: int,
+        num_heads: int,
+        num_layers: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.token_embedding = nn.Embedding(vocab_size, hidden_dim)
+        self.position_embedding = nn.Embedding(seq_len, hidden_dim)
+        layer = nn.TransformerEncoderLayer(
+            d_model=hidden_dim,
+            nhead=num_heads,
+            dim_feedforward=4 * hidden_dim,
+            dropout=dropout,
+            batch_first=True,
+            norm_first=True,
+        )
+        # Nested tensors only help with padding masks, which this task has none of.
+        self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(hidden_dim)
+        self.head = nn.Linear(hidden_dim, num_classes)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        hidden = self.token_embedding(input_ids) + self.position_embedding(positions)
+        hidden = self.encoder(hidden)
+        return self.head(self.norm(hidden.mean(dim=1)))
+
+
+def loop_data(splits: ToySplits, batch_size: int, seed: int) -> LoopData:
+    """Batches over the splits; training order reshuffled each epoch from ``seed``."""
+    train_tokens, train_labels = splits.train
+
+    def train(epoch: int) -> Iterator[Batch]:
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        order = torch.randperm(train_tokens.shape[0], generator=generator)
+        for start in range(0, order.shape[0], batch_size):
+            index = order[start : start + batch_size]
+            yield {"input_ids": train_tokens[index], "labels": train_labels[index]}
+
+    def fixed(split: tuple[torch.Tensor, torch.Tensor]) -> Iterator[Batch]:
+        tokens, labels = split
+        # Evaluation batch size does not change results; larger is faster.
+        for start in range(0, tokens.shape[0], 512):
+            yield {"input_ids": tokens[start : start + 512], "labels": labels[start : start + 512]}
+
+    steps = -(-train_tokens.shape[0] // batch_size)
+    return LoopData(
+        train=train,
+        train_steps=steps,
+        validation=lambda: fixed(splits.validation),
+        test=lambda: fixed(splits.test),
+    )
+
+
+def objective(trial: optuna.Trial, config: StudyConfig, device: str) -> float:
+    """Sample parameters, build the toy task and model, train, report; returns the trial value."""
+    params = sample_params(trial, config)
+    data_config = config.data_config()
+    assert isinstance(data_config, ToyDataConfig)
+
+    def build(seed: int) -> TrainingJob:
+        # The split depends on the study seed only; the training seed varies init and order.
+        splits = make_task(data_config, config.study.seed)
+        torch.manual_seed(seed)
+        model = ToyTransformer(
+            vocab_size=splits.vocab_size,
+            seq_len=splits.seq_len,
+            num_classes=splits.num_classes,
+            hidden_dim=params["hidden_dim"],
+            num_heads=params["num_heads"],
+            num_layers=params["num_layers"],
+            dropout=params["dropout"],
+        ).to(device)
+        return TrainingJob(model=model, data=loop_data(splits, params["batch_size"], seed))
+
+    return run_trial(trial, config, params, build, device)

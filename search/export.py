@@ -1,0 +1,91 @@
+"""``hpsearch export``: the best trial as a study config that trains the winner again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from search.config import config_from_dict, dump_yaml
+from search.errors import StudyError
+from search.results import best_epoch_record, best_trial
+from search.study import CONFIG_ATTR
+from storage.urls import mask_password
+
+
+def export_best(study: optuna.Study, storage_url: str | None = None) -> dict[str, Any]:
+    """The exported config as plain data (a valid study config plus a ``best:`` section).
+
+    The best parameters move into ``fixed``, ``search`` and ``enqueue`` empty, ``study.name``
+    becomes ``<name>-best`` and ``n_trials`` 1. The pruner is switched off: the point of the
+    file is to train the winner to its full length, not to race it against nothing.
+    """
+    stored = study.user_attrs.get(CONFIG_ATTR)
+    if not isinstance(stored, dict):
+        raise StudyError(
+            f"study {study.study_name!r} holds no hpsearch config (was it made by hpsearch?); "
+            "cannot export it"
+        )
+    best = best_trial(study)
+    if best is None:
+        raise StudyError(
+            f"study {study.study_name!r} has no complete trial yet; run it first "
+            "(`hpsearch run CONFIG`), then export"
+        )
+    config = _copy(stored)
+    fixed = dict(config.get("fixed") or {})
+    fixed.update(best.params)
+    config["fixed"] = fixed
+    config["search"] = {}
+    config["enqueue"] = []
+    config["study"]["name"] = f"{study.study_name}-best"
+    config["study"]["n_trials"] = 1
+    config["study"]["timeout"] = None
+    if storage_url is not None:
+        config["study"]["storage"] = mask_password(storage_url)
+    config["study"]["storage"] = _strip_password(config["study"]["storage"])
+    config["pruner"] = {"name": "none", "args": {}}
+    config.pop("retrain", None)
+    record = best_epoch_record(best) or {}
+    config["best"] = {
+        "study": study.study_name,
+        "trial": best.number,
+        "value": best.value,
+        "metric": stored.get("study", {}).get("metric"),
+        "params": dict(best.params),
+        "best_epoch": best.user_attrs.get("best_epoch"),
+        "epochs_run": len(best.user_attrs.get("epochs", [])),
+        "val_loss": record.get("val_loss"),
+        "val_accuracy": record.get("val_accuracy"),
+        "test_loss": best.user_attrs.get("test_loss"),
+        "test_accuracy": best.user_attrs.get("test_accuracy"),
+    }
+    # The result must itself be a valid config: check it the way `run` will.
+    config_from_dict(config, "exported config")
+    return config
+
+
+def write_export(config: dict[str, Any], path: Path | None) -> str:
+    text = (
+        f"# Exported by hpsearch from study {config['best']['study']!r}, trial "
+        f"{config['best']['trial']}.\n# `hpsearch run <this file>` trains this configuration "
+        f"again in study {config['study']['name']!r}.\n" + dump_yaml(config)
+    )
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return text
+
+
+def _strip_password(url: str) -> str:
+    """Drop the (masked) password entirely: ``user:***@`` -> ``user@``."""
+    return url.replace(":***@", "@")
+
+
+def _copy(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_copy(v) for v in data]
+    return data

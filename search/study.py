@@ -1,0 +1,372 @@
+"""Study lifecycle: storage + sampler + pruner -> create or resume -> run trials to the target.
+
+``run_study`` runs until the study holds ``study.n_trials`` finished (complete + pruned) trials,
+counting those from earlier commands, so rerunning the same command resumes instead of doubling
+the study. With ``workers > 1`` it creates the study first, then starts that many processes that
+share one budget, so one command never overshoots the target whatever the worker count.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import platform
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+import search
+from search.algorithms import build_pruner, build_sampler
+from search.config import StudyConfig
+from search.errors import ConfigError, StudyError
+from search.space import grid
+from storage.rdb import open_storage
+from storage.urls import StorageUrl, parse_storage_url
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+CONFIG_ATTR = "config"
+ENVIRONMENT_ATTR = "environment"
+# Parts of the config that define what a trial means; changing them mid-study mixes results.
+DRIFT_KEYS = ("objective", "study.metric", "search", "fixed", "data")
+
+
+@dataclass
+class RunSummary:
+    """What one ``run_study`` call did."""
+
+    study_name: str
+    finished_before: int
+    finished_after: int
+    target: int
+    stopped_because: str | None = None  # None when the target was reached
+    trials_run: list[int] = field(default_factory=list)
+
+
+def open_study(
+    config: StudyConfig, *, allow_config_change: bool = False, worker_index: int = 0
+) -> tuple[optuna.Study, bool]:
+    """Create the study, or load it and check its config has not drifted. Returns (study, new)."""
+    sampler = build_sampler(config)
+    pruner = build_pruner(config.pruner)
+    storage_url = parse_storage_url(config.study.storage)
+    storage = open_storage(
+        storage_url,
+        create=True,
+        heartbeat_interval=config.study.heartbeat_interval,
+        heartbeat_grace=config.study.heartbeat_grace,
+    )
+    existing = _find_study(storage, config.study.name)
+    if existing is not None:
+        stored = existing.user_attrs.get(CONFIG_ATTR)
+        if existing.direction.name.lower() != config.direction:
+            raise ConfigError(
+                f"study {config.study.name!r} already exists in {storage_url.masked} with "
+                f"direction {existing.direction.name.lower()}, but metric "
+                f"{config.study.metric!r} needs {config.direction}; use another --study-name"
+            )
+        if stored is not None and not allow_config_change:
+            differences = config_differences(stored, config.to_dict())
+            if differences:
+                raise ConfigError(
+                    f"study {config.study.name!r} in {storage_url.masked} was run with another "
+                    f"config ({'; '.join(differences[:6])}"
+                    f"{'; ...' if len(differences) > 6 else ''}); use a new --study-name, or "
+                    "pass --allow-config-change to continue it with the new config anyway"
+                )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study = optuna.create_study(
+            storage=storage,
+            sampler=sampler,
+            pruner=pruner,
+            study_name=config.study.name,
+            direction=config.direction,
+            load_if_exists=True,
+        )
+    created = existing is None
+    existing_trials = len(study.get_trials(deepcopy=False))
+    if existing_trials or worker_index:
+        study.sampler = build_sampler(config, seed_offset=existing_trials + 7919 * worker_index)
+    if CONFIG_ATTR not in study.user_attrs:
+        study.set_user_attr(CONFIG_ATTR, config.to_dict(mask_password=True))
+        for params in config.enqueue:
+            study.enqueue_trial(params, skip_if_exists=True)
+    return study, created
+
+
+def _find_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.study.Study | None:
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return None
+
+
+def config_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``path: old -> new`` for every difference in the parts that define the study."""
+    differences: list[str] = []
+    for key in DRIFT_KEYS:
+        old, new = _get_path(stored, key), _get_path(current, key)
+        differences.extend(_diff(key, old, new))
+    return differences
+
+
+def _get_path(data: dict[str, Any], dotted: str) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _diff(path: str, old: Any, new: Any) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        result: list[str] = []
+        for key in list(old) + [k for k in new if k not in old]:
+            result.extend(_diff(f"{path}.{key}", old.get(key), new.get(key)))
+        return result
+    if old != new:
+        return [f"{path}: {old!r} -> {new!r}"]
+    return []
+
+
+def environment(device: str, threads: int) -> dict[str, Any]:
+    """Package versions, device and thread count, stored with the study."""
+    versions = {}
+    for package in ("torch", "optuna", "transformers", "datasets", "sqlalchemy", "numpy"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "hpsearch": search.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": device,
+        "threads": threads,
+        "cpu_count": os.cpu_count(),
+        "packages": versions,
+    }
+
+
+def effective_target(config: StudyConfig) -> int:
+    """``n_trials``, capped at the grid size for the grid sampler (it cannot run more)."""
+    if config.sampler.name == "grid" and config.search:
+        size = 1
+        for choices in grid(config).values():
+            size *= len(choices)
+        return min(config.study.n_trials, size)
+    return config.study.n_trials
+
+
+def count_finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
+
+
+def run_study(
+    config: StudyConfig,
+    *,
+    device: str,
+    workers: int = 1,
+    allow_config_change: bool = False,
+    on_trial: TrialCallback | None = None,
+    on_start: Callable[[optuna.Study, int, int], None] | None = None,
+) -> RunSummary:
+    """Run trials until the study holds ``n_trials`` finished ones (or time / failures stop it)."""
+    study, _ = open_study(config, allow_config_change=allow_config_change)
+    threads = _threads_per_worker(workers)
+    study.set_user_attr(ENVIRONMENT_ATTR, environment(device, threads))
+    target = effective_target(config)
+    finished_before = count_finished(study)
+    remaining = max(0, target - finished_before)
+    if on_start is not None:
+        on_start(study, finished_before, target)
+    summary = RunSummary(config.study.name, finished_before, finished_before, target)
+    if remaining == 0:
+        return summary
+    deadline = time.monotonic() + config.study.timeout if config.study.timeout else None
+    if workers <= 1:
+        import torch
+
+        torch.set_num_threads(threads)
+        budget = _Budget(
+            multiprocessing.Value("i", remaining),
+            multiprocessing.Value("i", 0),
+            multiprocessing.Value("i", 0),
+        )
+        _work(study, config, device, budget, deadline, on_trial, summary.trials_run)
+    else:
+        budget = _run_workers(config, device, workers, remaining, deadline, on_trial)
+    summary.finished_after = count_finished(study)
+    if budget.stop_code.value == _STOP_FAILURES:
+        summary.stopped_because = (
+            f"{config.study.max_consecutive_failures} trials failed in a row; see their `reason` "
+            "with `hpsearch show` (many failed trials mean a bug, not bad luck), fix it and rerun"
+        )
+    elif summary.finished_after < target:
+        summary.stopped_because = "timeout" if deadline else "stopped"
+    return summary
+
+
+_STOP_FAILURES = 1
+
+
+@dataclass
+class _Budget:
+    """Shared between worker processes: trials left to start, failures in a row, stop code."""
+
+    slots: Any  # multiprocessing.Value("i")
+    consecutive_failures: Any
+    stop_code: Any
+
+
+def _threads_per_worker(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def _work(
+    study: optuna.Study,
+    config: StudyConfig,
+    device: str,
+    budget: _Budget,
+    deadline: float | None,
+    on_trial: TrialCallback | None,
+    trials_run: list[int] | None = None,
+) -> None:
+    from objectives.trial_run import free_device_memory
+
+    objective_fn = config.spec.load()
+    last: list[FrozenTrial] = []
+
+    def remember(study: optuna.Study, trial: FrozenTrial) -> None:
+        last.append(trial)
+        if on_trial is not None:
+            on_trial(study, trial)
+
+    while True:
+        with budget.slots.get_lock():
+            if budget.slots.value <= 0 or budget.stop_code.value:
+                return
+            budget.slots.value -= 1
+        if deadline is not None and time.monotonic() >= deadline:
+            with budget.slots.get_lock():
+                budget.slots.value += 1
+            return
+        # Another command on the same study (another machine) may have reached the target.
+        if count_finished(study) >= effective_target(config):
+            return
+        last.clear()
+        study.optimize(
+            lambda trial: objective_fn(trial, config, device),
+            n_trials=1,
+            catch=(Exception,),
+            callbacks=[remember],
+            gc_after_trial=True,
+        )
+        free_device_memory(device)
+        trial = last[-1] if last else None
+        if trial is not None and trials_run is not None:
+            trials_run.append(trial.number)
+        with budget.slots.get_lock():
+            if trial is None or trial.state not in FINISHED:
+                budget.slots.value += 1  # a failed trial does not count: run another
+                budget.consecutive_failures.value += 1
+                if budget.consecutive_failures.value >= config.study.max_consecutive_failures:
+                    budget.stop_code.value = _STOP_FAILURES
+            else:
+                budget.consecutive_failures.value = 0
+
+
+def _run_workers(
+    config: StudyConfig,
+    device: str,
+    workers: int,
+    remaining: int,
+    deadline: float | None,
+    on_trial: TrialCallback | None,
+) -> _Budget:
+    context = multiprocessing.get_context("spawn")
+    budget = _Budget(context.Value("i", remaining), context.Value("i", 0), context.Value("i", 0))
+    processes = [
+        context.Process(
+            target=_worker_main,
+            args=(
+                config.to_dict(mask_password=False),
+                device,
+                workers,
+                index,
+                budget,
+                deadline,
+                on_trial,
+            ),
+            name=f"hpsearch-worker-{index}",
+        )
+        for index in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            process.join()
+    except KeyboardInterrupt:
+        for process in processes:
+            process.join(timeout=30)
+        raise
+    failed = [p for p in processes if p.exitcode not in (0, None)]
+    if failed and any(p.exitcode == 130 for p in failed):
+        raise KeyboardInterrupt
+    if failed:
+        raise StudyError(
+            f"{len(failed)} of {workers} workers exited with an error (exit codes "
+            f"{', '.join(str(p.exitcode) for p in failed)}); see the messages above and rerun "
+            "the same command to resume"
+        )
+    return budget
+
+
+def _worker_main(
+    config_data: dict[str, Any],
+    device: str,
+    workers: int,
+    worker_index: int,
+    budget: _Budget,
+    deadline: float | None,
+    on_trial: TrialCallback | None,
+) -> None:
+    import sys
+
+    import torch
+
+    from search.config import config_from_dict
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    torch.set_num_threads(_threads_per_worker(workers))
+    config = config_from_dict(config_data)
+    try:
+        study, _ = open_study(config, allow_config_change=True, worker_index=worker_index)
+        # The monotonic clock is system-wide on Linux, so the parent's deadline holds here.
+        _work(study, config, device, budget, deadline, on_trial)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def open_existing_study(url: str, name: str) -> optuna.Study:
+    """Load a study for reading; never creates a database or a study."""
+    storage_url: StorageUrl = parse_storage_url(url)
+    storage = open_storage(storage_url, create=False)
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError as e:
+        names = optuna.study.get_all_study_names(storage)
+        known = ", ".join(names[:20]) if names else "none"
+        raise StudyError(
+            f"no study {name!r} in {storage_url.masked}; studies there: {known} "
+            "(`hpsearch list` shows them)"
+        ) from e

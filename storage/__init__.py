@@ -1,0 +1,1 @@
+"""Storage URLs, SQLite settings, heartbeats and artifacts for Optuna studies."""

@@ -1,0 +1,80 @@
+"""Shared test helpers: micro study configs and running the real CLI as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A toy study small enough to run a trial in about a second on one CPU core.
+MICRO_TOY: dict[str, Any] = {
+    "study": {"name": "micro", "metric": "val_loss", "n_trials": 3, "seed": 0},
+    "sampler": {"name": "random", "args": {}},
+    "pruner": {"name": "none", "args": {}},
+    "objective": "toy_transformer",
+    "fixed": {"epochs": 3, "batch_size": 32, "num_layers": 1},
+    "search": {
+        "lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+        "hidden_dim": {"type": "categorical", "choices": [16, 32]},
+        "num_heads": {"type": "categorical", "choices": [1, 2]},
+    },
+    "data": {"n_train": 300, "n_val": 100, "n_test": 100, "seq_len": 12},
+}
+
+
+def deep_update(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    result = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = deep_update(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[..., Path]:
+    """Write MICRO_TOY (updated with ``changes``) as YAML; storage in ``tmp_path``."""
+
+    def write(changes: dict[str, Any] | None = None, name: str = "study.yaml") -> Path:
+        data = deep_update(MICRO_TOY, {"study": {"storage": f"sqlite:///{tmp_path / 'hp.db'}"}})
+        data = deep_update(data, changes or {})
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    return write
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``python -m search ARGS`` in ``tmp_path`` and return the completed process."""
+
+    def run(
+        *args: str, timeout: float = 300, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "search", *args],
+            cwd=cwd or tmp_path,
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run
