@@ -91,11 +91,23 @@ class ObjectiveSpec:
     metrics: tuple[str, ...]
     data_model: type[BaseModel]
     entry: str  # "module:function", imported only when a study runs
+    # "module:function" taking (config, source) and raising ConfigError for anything that can
+    # be checked before a study starts (missing files, columns, hub ids while offline, ...).
+    precheck: str | None = None
 
     def load(self) -> ObjectiveFn:
         """Import and return the objective function (this imports torch)."""
-        module_name, function_name = self.entry.split(":")
-        return getattr(importlib.import_module(module_name), function_name)
+        return _import(self.entry)
+
+    def check(self, config: StudyConfig, source: str) -> None:
+        """Run the objective's pre-study checks, if it has any."""
+        if self.precheck is not None:
+            _import(self.precheck)(config, source)
+
+
+def _import(entry: str) -> Any:
+    module_name, function_name = entry.split(":")
+    return getattr(importlib.import_module(module_name), function_name)
 
 
 # Metrics and whether a larger value is better.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -27,10 +28,16 @@ TRAINING_SEED_ATTR = "training_seed"
 
 @dataclass
 class TrainingJob:
-    """A model on its device and the batches to train it on."""
+    """A model on its device, the batches to train it on, and how to save it.
+
+    ``save_model(folder)`` writes the model (holding its best epoch's weights after training)
+    in its library's own form: ``save_pretrained`` for Hugging Face models, a state dict plus
+    its constructor arguments for the toy model.
+    """
 
     model: nn.Module
     data: LoopData
+    save_model: Callable[[Path], None] | None = None
 
 
 def training_seed(trial: optuna.Trial, config: StudyConfig) -> int:

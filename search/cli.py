@@ -191,6 +191,7 @@ def _check_buildable(config: StudyConfig, source: str) -> None:
     parse_storage_url(config.study.storage)
     build_sampler(config, source)
     build_pruner(config.pruner, source)
+    config.spec.check(config, source)
     if config.study.name != config.study.name.strip() or "\n" in config.study.name:
         raise ConfigError(
             f"{source}: study.name: no leading/trailing spaces or newlines, "
