@@ -285,14 +285,17 @@ def _format_validation_error(error: ValidationError, source: str) -> str:
     problems = error.errors(include_url=False)
     first = problems[0]
     loc = [str(part) for part in first["loc"]]
+    space_model: type[BaseModel] | None = None
     # A discriminated union puts the tag in the path (search.lr.float.low): drop it.
     if len(loc) >= 3 and loc[0] == "search" and loc[2] in _SPACE_TAGS:
-        del loc[2]
+        space_model = {"float": FloatSpace, "int": IntSpace, "categorical": CategoricalSpace}[
+            loc.pop(2)
+        ]
     kind = first["type"]
     value = first.get("input")
     path = ".".join(loc) if loc else "(top level)"
     if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1])
+        parent = space_model if space_model is not None else _model_at(loc[:-1])
         valid = ", ".join(parent.model_fields) if parent else ""
         message = f"unknown key {loc[-1]!r}" + (f"; valid keys here: {valid}" if valid else "")
     elif kind == "missing":

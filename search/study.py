@@ -32,6 +32,7 @@ from storage.urls import StorageUrl, parse_storage_url
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 CONFIG_ATTR = "config"
 ENVIRONMENT_ATTR = "environment"
+ENQUEUE_INDEX_ATTR = "enqueue_index"
 # Parts of the config that define what a trial means; changing them mid-study mixes results.
 DRIFT_KEYS = ("objective", "study.metric", "search", "fixed", "data")
 
@@ -95,9 +96,20 @@ def open_study(
         study.sampler = build_sampler(config, seed_offset=existing_trials + 7919 * worker_index)
     if CONFIG_ATTR not in study.user_attrs:
         study.set_user_attr(CONFIG_ATTR, config.to_dict(mask_password=True))
-        for params in config.enqueue:
-            study.enqueue_trial(params, skip_if_exists=True)
+        _enqueue_once(study, config.enqueue)
     return study, created
+
+
+def _enqueue_once(study: optuna.Study, entries: list[dict[str, Any]]) -> None:
+    """Enqueue each entry once, in order, even if two commands create the study together.
+
+    Entries are told apart by position, not by parameters, so a config may enqueue the same
+    parameters twice on purpose (e.g. to see the run-to-run noise).
+    """
+    done = {t.user_attrs.get(ENQUEUE_INDEX_ATTR) for t in study.get_trials(deepcopy=False)}
+    for index, params in enumerate(entries):
+        if index not in done:
+            study.enqueue_trial(params, user_attrs={ENQUEUE_INDEX_ATTR: index})
 
 
 def _find_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.study.Study | None:

@@ -33,7 +33,8 @@ MICRO_TOY: dict[str, Any] = {
 def deep_update(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     result = dict(base)
     for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(result.get(key), dict):
+        # `search:` is replaced whole (a test names exactly the space it wants).
+        if key != "search" and isinstance(value, dict) and isinstance(result.get(key), dict):
             result[key] = deep_update(result[key], value)
         else:
             result[key] = value
