@@ -5,8 +5,10 @@ PY     := $(VENV)/bin/python
 HPSEARCH := $(VENV)/bin/hpsearch
 STAMP  := $(VENV)/.installed
 CONFIG ?= study_configs/toy_transformer.yaml
+# One worker per core: toy trials run on one thread each (see README "Running many workers").
+WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 # Tests and CI never reach a model or dataset hub.
-OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE
 
 .PHONY: install study test test-fast dashboard lint format bench bench-quick clean
 
@@ -21,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 study: $(STAMP)
-	$(HPSEARCH) run $(CONFIG)
+	$(HPSEARCH) run $(CONFIG) --workers $(WORKERS)
 
 test: $(STAMP)
 	$(OFFLINE) $(PY) -m pytest

@@ -168,11 +168,13 @@ def train(
             result.stop_reason = "early_stopped"
             break
 
-    if result.best_state is not None and data.test is not None and result.stop_reason != "diverged":
-        # The test split is read once, on the best epoch's weights: never used for selection.
+    if result.best_state is not None and result.stop_reason != "diverged":
+        # The model leaves the loop holding its best epoch's weights (its checkpoint), and the
+        # test split is read once, on them: never used for selection.
         model.load_state_dict(result.best_state)
-        test = evaluate(model, data.test(), device, data.extra_metrics)
-        result.test_metrics = {f"test_{k}": v for k, v in test.items()}
+        if data.test is not None:
+            test = evaluate(model, data.test(), device, data.extra_metrics)
+            result.test_metrics = {f"test_{k}": v for k, v in test.items()}
     return result
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 if TYPE_CHECKING:
     import optuna
@@ -77,9 +77,58 @@ class ToyDataConfig(_DataModel):
     n_train: int = Field(1500, ge=10)
     n_val: int = Field(500, ge=10)
     n_test: int = Field(1000, ge=10)
-    seq_len: int = Field(20, ge=6, le=512)
+    # At least the 8 planted class tokens (4 of the label, 2 x 2 distractors).
+    seq_len: int = Field(20, ge=8, le=512)
     num_classes: int = Field(10, ge=2, le=50)
     num_filler: int = Field(10, ge=1, le=1000)
+
+
+class BertDataFiles(_DataModel):
+    """Local data files, one per split (CSV, TSV, JSON lines or Parquet, by file extension)."""
+
+    train: str = Field(min_length=1)
+    validation: str | None = None  # None: carved from train with the study seed
+    test: str | None = None  # None: no test metrics
+
+
+class BertDataConfig(_DataModel):
+    """Where the BERT objective's texts come from and which columns it reads.
+
+    Exactly one source: ``hub`` (a dataset on the Hugging Face hub, with ``subset``), ``files``
+    (one file per split) or ``dir`` (a folder holding ``train.*``, ``validation.*``, ``test.*``).
+    Relative paths are relative to the working directory.
+    """
+
+    hub: str | None = Field(None, min_length=1)
+    subset: str | None = Field(None, min_length=1)
+    files: BertDataFiles | None = None
+    dir: str | None = Field(None, min_length=1)
+    text_columns: tuple[str] | tuple[str, str] = ("sentence",)  # two columns: sentence pairs
+    label_column: str = Field("label", min_length=1)
+    max_train_samples: int | None = Field(None, ge=2)
+    max_eval_samples: int | None = Field(None, ge=1)
+    validation_fraction: float = Field(0.1, gt=0.0, lt=1.0)  # share of train carved off
+
+    @field_validator("text_columns", mode="before")
+    @classmethod
+    def _one_column_as_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BertDataConfig:
+        given = [name for name in ("hub", "files", "dir") if getattr(self, name) is not None]
+        if len(given) != 1:
+            found = ", ".join(given) or "none"
+            raise ValueError(
+                f"give exactly one data source (found: {found}): hub (e.g. {{hub: glue, subset: "
+                "cola}), files ({train: ..., validation: ..., test: ...}) or dir (a folder with "
+                "train.csv, validation.csv, test.csv; e.g. --set data.dir=PATH)"
+            )
+        if self.subset is not None and self.hub is None:
+            raise ValueError("subset is only used with hub")
+        if len(set(self.text_columns)) != len(self.text_columns):
+            raise ValueError(f"text_columns repeats a column: {list(self.text_columns)}")
+        return self
 
 
 @dataclass(frozen=True)
@@ -94,6 +143,8 @@ class ObjectiveSpec:
     # "module:function" taking (config, source) and raising ConfigError for anything that can
     # be checked before a study starts (missing files, columns, hub ids while offline, ...).
     precheck: str | None = None
+    # Most torch threads one worker should use (None: all its share of the cores).
+    max_threads: int | None = None
 
     def load(self) -> ObjectiveFn:
         """Import and return the objective function (this imports torch)."""
@@ -133,6 +184,33 @@ TOY_TRANSFORMER = ObjectiveSpec(
     metrics=("val_loss", "val_accuracy"),
     data_model=ToyDataConfig,
     entry="objectives.toy_transformer:objective",
+    # Matrices of at most 64 x 64: a second thread only adds synchronisation.
+    max_threads=1,
 )
 
-OBJECTIVES: Mapping[str, ObjectiveSpec] = {TOY_TRANSFORMER.name: TOY_TRANSFORMER}
+BERT = ObjectiveSpec(
+    name="bert",
+    params={
+        **COMMON_PARAMS,
+        "lr": ParamRule(float, 2e-5, low=0.0, low_exclusive=True, high=1.0),
+        "batch_size": ParamRule(int, 32, low=1, high=65536),
+        "epochs": ParamRule(int, 3, low=1, high=1000),
+        "weight_decay": ParamRule(float, 0.01, low=0.0, high=1.0),
+        "warmup_ratio": ParamRule(float, 0.1, low=0.0, high=1.0),
+        # null: keep the pretrained model's own dropout; a number replaces its hidden and
+        # attention dropout probabilities.
+        "dropout": ParamRule(float, None, low=0.0, high=0.9, nullable=True),
+        # the offline alias "minilm-l6", a local directory or a hub id
+        "model": ParamRule(str, "minilm-l6"),
+        "max_length": ParamRule(int, 128, low=8, high=8192),
+    },
+    metrics=("val_loss", "val_accuracy", "val_f1", "val_mcc"),
+    data_model=BertDataConfig,
+    entry="objectives.bert:objective",
+    precheck="objectives.text_data:precheck",
+)
+
+OBJECTIVES: Mapping[str, ObjectiveSpec] = {
+    TOY_TRANSFORMER.name: TOY_TRANSFORMER,
+    BERT.name: BERT,
+}

@@ -9,8 +9,11 @@ features) does well; chance is ``1 / num_classes``. The data is a pure function 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import optuna
 import torch
@@ -117,6 +120,28 @@ class ToyTransformer(nn.Module):
         return self.head(self.norm(hidden.mean(dim=1)))
 
 
+MODEL_FILE, MODEL_CONFIG_FILE = "model.pt", "config.json"
+
+
+def save_toy_model(model: ToyTransformer, model_args: dict[str, Any], folder: Path) -> None:
+    """The toy model's own form: ``model.pt`` (state dict) and ``config.json`` (its arguments)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
+    torch.save(state, folder / MODEL_FILE)
+    config = {"model": "ToyTransformer", **model_args}
+    (folder / MODEL_CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def load_toy_model(folder: Path | str) -> ToyTransformer:
+    """Rebuild a model written by :func:`save_toy_model` (on the CPU, in eval mode)."""
+    folder = Path(folder)
+    config = json.loads((folder / MODEL_CONFIG_FILE).read_text(encoding="utf-8"))
+    config.pop("model", None)
+    model = ToyTransformer(**config)
+    model.load_state_dict(torch.load(folder / MODEL_FILE, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
 def loop_data(splits: ToySplits, batch_size: int, seed: int) -> LoopData:
     """Batches over the splits; training order reshuffled each epoch from ``seed``."""
     train_tokens, train_labels = splits.train
@@ -153,15 +178,22 @@ def objective(trial: optuna.Trial, config: StudyConfig, device: str) -> float:
         # The split depends on the study seed only; the training seed varies init and order.
         splits = make_task(data_config, config.study.seed)
         torch.manual_seed(seed)
-        model = ToyTransformer(
-            vocab_size=splits.vocab_size,
-            seq_len=splits.seq_len,
-            num_classes=splits.num_classes,
-            hidden_dim=params["hidden_dim"],
-            num_heads=params["num_heads"],
-            num_layers=params["num_layers"],
-            dropout=params["dropout"],
-        ).to(device)
-        return TrainingJob(model=model, data=loop_data(splits, params["batch_size"], seed))
+        model_args = {
+            "vocab_size": splits.vocab_size,
+            "seq_len": splits.seq_len,
+            "num_classes": splits.num_classes,
+            "hidden_dim": params["hidden_dim"],
+            "num_heads": params["num_heads"],
+            "num_layers": params["num_layers"],
+            "dropout": params["dropout"],
+        }
+        model = ToyTransformer(**model_args).to(device)
+
+        def save_model(folder: Path) -> None:
+            save_toy_model(model, model_args, folder)
+
+        return TrainingJob(
+            model=model, data=loop_data(splits, params["batch_size"], seed), save_model=save_model
+        )
 
     return run_trial(trial, config, params, build, device)

@@ -21,6 +21,7 @@ from torch import nn
 from objectives.loop import EpochRecord, LoopData, LoopResult, LoopSettings, train
 from objectives.specs import METRIC_MAXIMIZE
 from search.config import StudyConfig
+from storage.artifacts import artifact_dir, save_checkpoint, upload_trial_records
 
 # User attr that an enqueued trial may carry to train with another seed (``hpsearch retrain``).
 TRAINING_SEED_ATTR = "training_seed"
@@ -91,9 +92,11 @@ def run_trial(
             result = train(job.model, job.data, settings, device, on_epoch)
             if on_result is not None:
                 on_result(result, job)
+            _save_checkpoint(trial, config, result, job)
         finally:
             del job
     except optuna.TrialPruned:
+        _upload_records(trial, config, records, None)
         raise
     except KeyboardInterrupt:
         trial.set_user_attr("reason", "interrupted")
@@ -102,6 +105,7 @@ def run_trial(
         trial.set_user_attr("reason", f"failed: {type(e).__name__}: {e}"[:1000])
         raise
 
+    _upload_records(trial, config, records, result)
     if result.train_seconds > 0:
         trial.set_user_attr(
             "train_samples_per_s", round(result.train_samples / result.train_seconds, 1)
@@ -123,6 +127,31 @@ def run_trial(
             f"{settings.early_stopping_patience} epochs",
         )
     return result.best_value
+
+
+def _upload_records(
+    trial: optuna.Trial,
+    config: StudyConfig,
+    records: list[dict[str, Any]],
+    result: LoopResult | None,
+) -> None:
+    """Epoch table and learning curves as trial artifacts (pruned trials: their epochs so far)."""
+    directory = artifact_dir(config.artifacts.dir, config.study.storage)
+    best_epoch = trial.user_attrs.get("best_epoch") if result is None else result.best_epoch
+    test = (result.test_metrics or {}).get("test_accuracy") if result is not None else None
+    upload_trial_records(trial, directory, records, best_epoch, test)
+
+
+def _save_checkpoint(
+    trial: optuna.Trial, config: StudyConfig, result: LoopResult, job: TrainingJob
+) -> None:
+    """The best epoch's model (the model holds it after ``train``) per ``keep_checkpoints``."""
+    if job.save_model is None or result.best_value is None or result.stop_reason == "diverged":
+        return
+    directory = artifact_dir(config.artifacts.dir, config.study.storage)
+    save_checkpoint(
+        trial, directory, config.artifacts.keep_checkpoints, result.best_value, job.save_model
+    )
 
 
 def _finite(record: dict[str, Any]) -> dict[str, Any]:

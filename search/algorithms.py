@@ -37,6 +37,10 @@ def build_sampler(
         "qmc": optuna.samplers.QMCSampler,
     }
     args = dict(section.args)
+    if "seed" in args:
+        raise ConfigError(
+            f"{source}: sampler.args.seed: the sampler seed is study.seed; set that instead"
+        )
     if section.name == "grid":
         if "search_space" in args:
             raise ConfigError(

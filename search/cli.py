@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import traceback
@@ -17,7 +18,7 @@ from typing import Any, NoReturn
 
 import search
 from search.config import DEFAULT_STORAGE, StudyConfig, dump_yaml, load_config
-from search.errors import ConfigError, HpsearchError
+from search.errors import ConfigError, HpsearchError, WorkerError
 
 EXIT_OK, EXIT_STOPPED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -117,11 +118,64 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "-o", "--output", metavar="FILE", help="YAML file to write (default: stdout)"
     )
+    export.add_argument(
+        "--model-dir",
+        metavar="DIR",
+        help="also write the best trial's saved model there, in its library's own form",
+    )
+
+    report = add("report", "write a Markdown report with tables and figures for a study")
+    report.add_argument("study", metavar="STUDY", help="study name")
+    add_storage(report)
+    report.add_argument(
+        "-o", "--output", metavar="DIR", help="report folder (default: report/STUDY)"
+    )
+
+    delete = add("delete", "delete a study and its artifacts from a storage")
+    delete.add_argument("study", metavar="STUDY", help="study name")
+    add_storage(delete)
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    retrain = add(
+        "retrain",
+        "train a fixed configuration (an exported best) with several seeds, evaluate the test "
+        "set once per seed, and compare it with a baseline",
+    )
+    retrain.add_argument(
+        "config",
+        metavar="BEST",
+        help="exported YAML (`hpsearch export`) or a config with search: {}",
+    )
+    retrain.add_argument(
+        "--seeds", type=int, default=5, metavar="K", help="training seeds (default 5, at least 2)"
+    )
+    retrain.add_argument(
+        "--baseline", metavar="CONFIG", help="config with search: {} to compare with, same seeds"
+    )
+    add_storage(retrain)
+    retrain.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="result YAML (default: <BEST stem>-retrain.yaml beside BEST)",
+    )
+    retrain.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="auto = CUDA when available, else CPU (default auto)",
+    )
+    add_set(retrain)
 
     dashboard = add("dashboard", "serve optuna-dashboard on a storage")
     add_storage(dashboard)
     dashboard.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     dashboard.add_argument("--port", type=_port, default=8080, help="port (default 8080)")
+    dashboard.add_argument(
+        "--artifact-dir",
+        metavar="DIR",
+        help="artifact folder to serve (default: the studies' artifacts.dir, else beside the db)",
+    )
     return parser
 
 
@@ -389,6 +443,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"best epoch {summary['best_epoch']}"
         )
         print(format_epoch_table(chosen))
+        if summary["note"]:
+            print(f"note: {summary['note']}")
     return EXIT_OK
 
 
@@ -400,6 +456,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     study = open_existing_study(storage, args.study)
     config = export_best(study, storage if args.storage else None)
     output = Path(args.output) if args.output else None
+    if args.model_dir:
+        from search.export import export_model
+
+        model_dir = Path(args.model_dir)
+        number = export_model(study, storage, model_dir)
+        print(f"wrote the model of trial {number} to {model_dir}", file=sys.stderr)
     text = write_export(config, output)
     if output is None:
         sys.stdout.write(text)
@@ -412,10 +474,60 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from search.retrain import (
+        add_to_config_file,
+        default_output,
+        format_result,
+        retrain,
+        write_result,
+    )
+
+    result = retrain(
+        args.config,
+        seeds=args.seeds,
+        baseline_path=args.baseline,
+        storage=args.storage,
+        overrides=args.overrides,
+        device=_resolve_device(args.device),
+    )
+    print()
+    sys.stdout.write(format_result(result))
+    if not result.complete:
+        print(
+            "hpsearch: some seeds did not finish (see the tables); rerun the same command to "
+            "train them",
+            file=sys.stderr,
+        )
+        return EXIT_STOPPED
+    output = Path(args.output) if args.output else default_output(args.config)
+    write_result(result, output)
+    add_to_config_file(result, Path(args.config))
+    print(f"wrote {output}; added `retrain:` to {args.config}")
+    return EXIT_OK
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from search.dashboard import serve
 
-    return serve(args.storage or DEFAULT_STORAGE, args.host, args.port)
+    return serve(args.storage or DEFAULT_STORAGE, args.host, args.port, args.artifact_dir)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from search.report import write_report
+    from search.study import open_existing_study
+
+    study = open_existing_study(args.storage or DEFAULT_STORAGE, args.study)
+    folder = Path(args.output) if args.output else Path("report") / args.study
+    written = write_report(study, folder, args.storage or DEFAULT_STORAGE)
+    print(f"wrote {written} ({len(list(folder.iterdir()))} files in {folder})")
+    return EXIT_OK
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from search.delete import delete_study
+
+    return delete_study(args.storage or DEFAULT_STORAGE, args.study, assume_yes=args.yes)
 
 
 COMMANDS = {
@@ -424,19 +536,31 @@ COMMANDS = {
     "list": cmd_list,
     "show": cmd_show,
     "export": cmd_export,
+    "retrain": cmd_retrain,
     "dashboard": cmd_dashboard,
+    "report": cmd_report,
+    "delete": cmd_delete,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code. Errors print one line unless ``--debug``."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Idle OpenMP threads sleep instead of spinning: a spinning thread that shares a core with
+    # another worker or the dashboard slows training ten-fold. Must precede importing torch.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
-        _quiet_libraries()
+        _quiet_libraries(debug)
         _sigterm_as_interrupt()
         return COMMANDS[args.command](args)
+    except WorkerError as e:
+        # Not bad input: a worker died (killed, out of memory). Its trial is retried on rerun.
+        if debug:
+            traceback.print_exc()
+        print(f"hpsearch: error: {e}", file=sys.stderr)
+        return EXIT_STOPPED
     except HpsearchError as e:
         if debug:
             traceback.print_exc()
@@ -448,13 +572,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `hpsearch show ... | head`: the reader left; that is not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
 
 
-def _quiet_libraries() -> None:
+def _quiet_libraries(debug: bool = False) -> None:
     import optuna
 
     # Our own per-trial lines replace Optuna's INFO log.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if not debug:
+        from search.study import hide_trial_failure_tracebacks
+
+        # ... and its traceback per failed trial (the line shows the stored reason).
+        hide_trial_failure_tracebacks()
 
 
 def _sigterm_as_interrupt() -> None:
@@ -462,6 +596,9 @@ def _sigterm_as_interrupt() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    from search.study import redeliver_lost_interrupts
+
+    redeliver_lost_interrupts()
 
 
 def entry_point() -> None:

@@ -6,6 +6,7 @@ whose message is one line naming the file, the key path and the bad value.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -71,7 +72,8 @@ def parse_yaml(text: str, source: str) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{source}: YAML syntax error{where}: {e.problem}") from e
     except yaml.YAMLError as e:
-        raise ConfigError(f"{source}: YAML error: {e}") from e
+        # e.g. a control character (ReaderError): its text spans lines; the message must not.
+        raise ConfigError(f"{source}: YAML error: {' '.join(str(e).split())}") from e
 
 
 def dump_yaml(data: Any) -> str:
@@ -312,7 +314,12 @@ def _format_validation_error(error: ValidationError, source: str) -> str:
         message = f"{first['msg']}, got {value!r}"
     more = len(problems) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"{source}: {path}: {message}{suffix}"
+    return _one_line(f"{source}: {path}: {message}{suffix}")
+
+
+def _one_line(text: str) -> str:
+    # Keys and values come from the user's file and may hold line breaks; the message may not.
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _model_at(loc: Sequence[str]) -> type[BaseModel] | None:
@@ -331,7 +338,7 @@ def _check_semantics(config: StudyConfig, source: str) -> None:
     spec = config.spec
 
     def fail(path: str, message: str) -> None:
-        raise ConfigError(f"{source}: {path}: {message}")
+        raise ConfigError(_one_line(f"{source}: {path}: {message}"))
 
     if config.study.metric not in spec.metrics:
         fail(
@@ -351,6 +358,8 @@ def _check_semantics(config: StudyConfig, source: str) -> None:
         if rule is None:
             fail(f"fixed.{name}", f"unknown parameter for {spec.name}; known: {known}")
             continue
+        if isinstance(value, float) and not math.isfinite(value):
+            fail(f"fixed.{name}", f"must be a finite number, got {value!r}")
         problem = rule.check(value)
         if problem:
             fail(f"fixed.{name}", problem)
@@ -405,6 +414,9 @@ def _check_space(path: str, space: Any, rule: Any, fail: Any) -> None:
         )
     if rule.kind is int and isinstance(space, FloatSpace):
         fail(f"{path}.type", "this parameter is an integer; use type: int or categorical")
+    for bound in ("low", "high"):
+        if not math.isfinite(getattr(space, bound)):
+            fail(f"{path}.{bound}", f"must be a finite number, got {getattr(space, bound)!r}")
     if space.low > space.high:
         fail(f"{path}.low", f"low ({space.low!r}) is greater than high ({space.high!r})")
     if space.log and space.low <= 0:
@@ -486,8 +498,8 @@ def _format_data_error(error: ValidationError, source: str) -> str:
     first = error.errors(include_url=False)[0]
     path = ".".join(["data", *(str(p) for p in first["loc"])])
     if first["type"] == "extra_forbidden":
-        return f"{source}: {path}: unknown key"
-    return f"{source}: {path}: {first['msg']}, got {first.get('input')!r}"
+        return _one_line(f"{source}: {path}: unknown key")
+    return _one_line(f"{source}: {path}: {first['msg']}, got {first.get('input')!r}")
 
 
 def _with_defaults(config: StudyConfig) -> StudyConfig:

@@ -23,3 +23,7 @@ class DataError(HpsearchError):
 
 class StudyError(HpsearchError):
     """A study cannot be found, resumed or read back as asked."""
+
+
+class WorkerError(HpsearchError):
+    """A worker process died (killed, out of memory); the study is intact and resumable."""

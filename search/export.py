@@ -89,3 +89,33 @@ def _copy(data: Any) -> Any:
     if isinstance(data, list):
         return [_copy(v) for v in data]
     return data
+
+
+def export_model(study: optuna.Study, storage_url: str, model_dir: Path) -> int:
+    """Unpack the best trial's saved model into ``model_dir``; return the trial number.
+
+    The model is in its library's own form (``save_pretrained`` for BERT, ``model.pt`` plus
+    ``config.json`` for the toy model). It exists when the study ran with
+    ``artifacts.keep_checkpoints: best`` (the default) or ``all``.
+    """
+    from storage.artifacts import checkpoint_of, extract_checkpoint, open_store, study_artifact_dir
+
+    best = best_trial(study)
+    if best is None:
+        raise StudyError(
+            f"study {study.study_name!r} has no complete trial yet; run it first, then export"
+        )
+    artifact = checkpoint_of(study, best)
+    if artifact is None:
+        raise StudyError(
+            f"study {study.study_name!r} holds no saved model of its best trial {best.number} "
+            "(artifacts.keep_checkpoints was none, or the study predates checkpoints); export "
+            "without --model-dir and train the winner again with `hpsearch run` on that file"
+        )
+    if model_dir.exists() and not model_dir.is_dir():
+        raise StudyError(f"--model-dir {model_dir} is a file; name a folder")
+    if model_dir.is_dir() and any(model_dir.iterdir()):
+        raise StudyError(f"--model-dir {model_dir} is not empty; name a new or empty folder")
+    store = open_store(study_artifact_dir(study, storage_url), create=False)
+    extract_checkpoint(store, artifact, model_dir)
+    return best.number

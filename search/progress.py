@@ -31,7 +31,9 @@ class TrialPrinter:
         )
         state = trial.state.name
         detail = ""
-        if trial.state == TrialState.PRUNED:
+        if trial.state == TrialState.PRUNED and (summary["reason"] or "").startswith("diverged"):
+            detail = f" ({summary['reason']})"
+        elif trial.state == TrialState.PRUNED:
             detail = f" at epoch {summary['epochs_run']}"
         elif trial.state == TrialState.FAIL:
             detail = f" ({summary['reason'] or 'no reason recorded'})"

@@ -52,6 +52,7 @@ def trial_summary(trial: FrozenTrial) -> dict[str, Any]:
         "test_loss": trial.user_attrs.get("test_loss"),
         "test_accuracy": trial.user_attrs.get("test_accuracy"),
         "reason": trial.user_attrs.get("reason"),
+        "note": trial.user_attrs.get("note"),
         "seconds": round(duration, 2) if duration is not None else None,
     }
 

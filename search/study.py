@@ -8,9 +8,12 @@ share one budget, so one command never overshoots the target whatever the worker
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import platform
+import signal
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -24,7 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 import search
 from search.algorithms import build_pruner, build_sampler
 from search.config import StudyConfig
-from search.errors import ConfigError, StudyError
+from search.errors import ConfigError, StudyError, WorkerError
 from search.space import grid
 from storage.rdb import open_storage
 from storage.urls import StorageUrl, parse_storage_url
@@ -80,24 +83,60 @@ def open_study(
                     f"{'; ...' if len(differences) > 6 else ''}); use a new --study-name, or "
                     "pass --allow-config-change to continue it with the new config anyway"
                 )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study = optuna.create_study(
-            storage=storage,
-            sampler=sampler,
-            pruner=pruner,
-            study_name=config.study.name,
-            direction=config.direction,
-            load_if_exists=True,
-        )
-    created = existing is None
+    study, created = _create_or_load(config, storage, sampler, pruner, existing is None)
     existing_trials = len(study.get_trials(deepcopy=False))
-    if existing_trials or worker_index:
-        study.sampler = build_sampler(config, seed_offset=existing_trials + 7919 * worker_index)
+    if not created or worker_index:
+        # Resumed, a worker, or a second command that raced to create the same study: a seed
+        # of its own (the process id), or it would sample what the others sample.
+        offset = existing_trials + 7919 * worker_index + (0 if created else os.getpid())
+        study.sampler = build_sampler(config, seed_offset=offset)
+    if not created and CONFIG_ATTR not in study.user_attrs:
+        _wait_for_creator(study)
     if CONFIG_ATTR not in study.user_attrs:
         study.set_user_attr(CONFIG_ATTR, config.to_dict(mask_password=True))
         _enqueue_once(study, config.enqueue)
     return study, created
+
+
+def _create_or_load(
+    config: StudyConfig,
+    storage: optuna.storages.BaseStorage,
+    sampler: optuna.samplers.BaseSampler,
+    pruner: optuna.pruners.BasePruner,
+    try_create: bool,
+) -> tuple[optuna.Study, bool]:
+    """The study, and whether this call created it (of two commands racing, exactly one did)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if try_create:
+            try:
+                study = optuna.create_study(
+                    storage=storage,
+                    sampler=sampler,
+                    pruner=pruner,
+                    study_name=config.study.name,
+                    direction=config.direction,
+                )
+                return study, True
+            except optuna.exceptions.DuplicatedStudyError:
+                pass
+        study = optuna.load_study(
+            study_name=config.study.name, storage=storage, sampler=sampler, pruner=pruner
+        )
+        return study, False
+
+
+def _wait_for_creator(study: optuna.Study, seconds: float = 10.0) -> None:
+    """Give the command that just created the study time to store its config and enqueue.
+
+    Without this, a second command started at the same moment would enqueue the same entries
+    again. A study still without config after that was left by a creator that died: adopt it.
+    """
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not study.get_trials(deepcopy=False):
+        time.sleep(0.2)
+        if CONFIG_ATTR in study.user_attrs:
+            return
 
 
 def _enqueue_once(study: optuna.Study, entries: list[dict[str, Any]]) -> None:
@@ -144,6 +183,53 @@ def _diff(path: str, old: Any, new: Any) -> list[str]:
     if old != new:
         return [f"{path}: {old!r} -> {new!r}"]
     return []
+
+
+class _TrialFailureLogFilter(logging.Filter):
+    """Drops Optuna's per-failure warning (a traceback); ``run`` prints one line with the reason."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Trial ") and " failed with " in message)
+
+
+_TRIAL_FAILURE_FILTER = _TrialFailureLogFilter()
+_OPTIMIZE_LOGGER = "optuna.study._optimize"
+
+
+def hide_trial_failure_tracebacks() -> None:
+    """Keep Optuna from printing a traceback per failed trial (the reason is stored with it).
+
+    The CLI calls this unless ``--debug``; worker processes inherit the choice.
+    """
+    logger = logging.getLogger(_OPTIMIZE_LOGGER)
+    if _TRIAL_FAILURE_FILTER not in logger.filters:
+        logger.addFilter(_TRIAL_FAILURE_FILTER)
+
+
+def redeliver_lost_interrupts(signum: int = signal.SIGINT) -> None:
+    """Send a Ctrl-C / SIGTERM again when Python swallowed it.
+
+    A KeyboardInterrupt raised while a finalizer runs (``__del__``, a weakref callback) is
+    printed as "Exception ignored in ..." and dropped, and the command would go on training.
+    Raise it again at the next safe point instead, quietly.
+    """
+    if getattr(sys.unraisablehook, "_hpsearch", False):
+        return
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            os.kill(os.getpid(), signum)
+            return
+        previous(unraisable)
+
+    hook._hpsearch = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
+
+
+def _trial_failure_tracebacks_hidden() -> bool:
+    return _TRIAL_FAILURE_FILTER in logging.getLogger(_OPTIMIZE_LOGGER).filters
 
 
 def environment(device: str, threads: int) -> dict[str, Any]:
@@ -193,7 +279,7 @@ def run_study(
 ) -> RunSummary:
     """Run trials until the study holds ``n_trials`` finished ones (or time / failures stop it)."""
     study, _ = open_study(config, allow_config_change=allow_config_change)
-    threads = _threads_per_worker(workers)
+    threads = _threads_per_worker(workers, config)
     study.set_user_attr(ENVIRONMENT_ATTR, environment(device, threads))
     target = effective_target(config)
     finished_before = count_finished(study)
@@ -239,8 +325,16 @@ class _Budget:
     stop_code: Any
 
 
-def _threads_per_worker(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
+def _threads_per_worker(workers: int, config: StudyConfig | None = None) -> int:
+    """``cores // workers`` torch threads, capped by what the objective can use.
+
+    Tiny models (the toy Transformer) run fastest on one thread: intra-op parallelism costs
+    more than it saves on their small matrices, and spinning threads collapse when another
+    process shares the cores. Use ``--workers`` to use more cores with them.
+    """
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    cap = config.spec.max_threads if config is not None else None
+    return min(threads, cap) if cap else threads
 
 
 def _work(
@@ -262,6 +356,14 @@ def _work(
         if on_trial is not None:
             on_trial(study, trial)
 
+    def objective(trial: optuna.Trial) -> float:
+        try:
+            return objective_fn(trial, config, device)
+        except KeyboardInterrupt:
+            # Also when it lands outside the training loop (sampling, building the model).
+            trial.set_user_attr("reason", "interrupted")
+            raise
+
     while True:
         with budget.slots.get_lock():
             if budget.slots.value <= 0 or budget.stop_code.value:
@@ -276,7 +378,7 @@ def _work(
             return
         last.clear()
         study.optimize(
-            lambda trial: objective_fn(trial, config, device),
+            objective,
             n_trials=1,
             catch=(Exception,),
             callbacks=[remember],
@@ -306,6 +408,7 @@ def _run_workers(
 ) -> _Budget:
     context = multiprocessing.get_context("spawn")
     budget = _Budget(context.Value("i", remaining), context.Value("i", 0), context.Value("i", 0))
+    quiet = _trial_failure_tracebacks_hidden()
     processes = [
         context.Process(
             target=_worker_main,
@@ -317,6 +420,7 @@ def _run_workers(
                 budget,
                 deadline,
                 on_trial,
+                quiet,
             ),
             name=f"hpsearch-worker-{index}",
         )
@@ -328,19 +432,36 @@ def _run_workers(
         for process in processes:
             process.join()
     except KeyboardInterrupt:
-        for process in processes:
-            process.join(timeout=30)
+        _stop_workers(processes)
         raise
     failed = [p for p in processes if p.exitcode not in (0, None)]
     if failed and any(p.exitcode == 130 for p in failed):
         raise KeyboardInterrupt
     if failed:
-        raise StudyError(
+        raise WorkerError(
             f"{len(failed)} of {workers} workers exited with an error (exit codes "
             f"{', '.join(str(p.exitcode) for p in failed)}); see the messages above and rerun "
             "the same command to resume"
         )
     return budget
+
+
+def _stop_workers(processes: list[Any]) -> None:
+    """Interrupt the workers and wait until each has recorded its trial as failed.
+
+    Workers ignore SIGINT (a terminal's Ctrl-C reaches the whole process group) and stop on
+    the SIGTERM sent here: one signal each, whether this process got Ctrl-C or ``kill PID``.
+    """
+    for process in processes:
+        if process.is_alive() and process.pid is not None:
+            os.kill(process.pid, signal.SIGTERM)
+    for process in processes:
+        process.join(timeout=30)
+    for process in processes:
+        if process.is_alive():
+            # Stuck: its trial stays RUNNING until the heartbeat grace marks it failed.
+            process.kill()
+            process.join()
 
 
 def _worker_main(
@@ -351,16 +472,22 @@ def _worker_main(
     budget: _Budget,
     deadline: float | None,
     on_trial: TrialCallback | None,
+    quiet: bool = True,
 ) -> None:
-    import sys
-
     import torch
 
     from search.config import config_from_dict
 
+    # The parent stops workers with SIGTERM (see _stop_workers); it ends a worker like Ctrl-C:
+    # the trial is recorded as failed, not left RUNNING.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    redeliver_lost_interrupts(signal.SIGTERM)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    torch.set_num_threads(_threads_per_worker(workers))
+    if quiet:
+        hide_trial_failure_tracebacks()
     config = config_from_dict(config_data)
+    torch.set_num_threads(_threads_per_worker(workers, config))
     try:
         study, _ = open_study(config, allow_config_change=True, worker_index=worker_index)
         # The monotonic clock is system-wide on Linux, so the parent's deadline holds here.

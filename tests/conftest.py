@@ -79,3 +79,12 @@ def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+# PostgreSQL fixtures (postgres_server, password_postgres_server, postgres_url); registered here
+# so a session-scoped server starts once for all test modules.
+from tests.postgres_server import (  # noqa: E402, F401
+    password_postgres_server,
+    postgres_server,
+    postgres_url,
+)

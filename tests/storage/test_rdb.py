@@ -47,6 +47,8 @@ def test_unwritable_folder_is_one_clear_error(tmp_path: Path) -> None:
 def test_unreachable_postgres_fails_within_seconds() -> None:
     started = time.monotonic()
     # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
-    with pytest.raises(StorageError, match="cannot open storage postgresql\\+psycopg://u:\\*\\*\\*@"):
+    with pytest.raises(
+        StorageError, match="cannot open storage postgresql\\+psycopg://u:\\*\\*\\*@"
+    ):
         open_storage(parse_storage_url("postgresql://u:secret@127.0.0.1:9/db"), create=True)
     assert time.monotonic() - started < 15
