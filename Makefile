@@ -49,4 +49,4 @@ bench-quick: $(STAMP)
 	$(OFFLINE) $(PY) -m benchmarks --quick
 
 clean:
-	rm -rf $(VENV) studies .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) studies report .pytest_cache .ruff_cache build *.egg-info

@@ -93,12 +93,16 @@ def print_summary(study: optuna.Study, summary: RunSummary, storage: str, out: T
     storage_flag = "" if storage == "sqlite:///studies/hpsearch.db" else f" --storage '{storage}'"
     name = study.study_name
     dashboard = f"hpsearch dashboard{storage_flag}" if storage_flag else "make dashboard"
-    out.write(
-        "next:\n"
-        f"  hpsearch show {name}{storage_flag}              # trials and the best trial's epochs\n"
-        f"  hpsearch export {name}{storage_flag} -o best.yaml  # the winner as a runnable config\n"
-        f"  {dashboard:<45}# watch it in optuna-dashboard\n"
-    )
+    steps = [
+        (f"hpsearch show {name}{storage_flag}", "trials and the best trial's epochs"),
+        (f"hpsearch export {name}{storage_flag} -o best.yaml", "the winner as a runnable config"),
+        (f"hpsearch report {name}{storage_flag}", f"report/{name}/report.md with figures"),
+        (dashboard, "watch it in optuna-dashboard"),
+    ]
+    width = max(len(command) for command, _ in steps) + 2
+    out.write("next:\n")
+    for command, what in steps:
+        out.write(f"  {command:<{width}}# {what}\n")
     out.flush()
 
 

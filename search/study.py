@@ -93,6 +93,10 @@ def open_study(
     if not created and CONFIG_ATTR not in study.user_attrs:
         _wait_for_creator(study)
     if CONFIG_ATTR not in study.user_attrs:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # The dashboard then says "val_loss" instead of "Objective 0".
+            study.set_metric_names([config.study.metric])
         study.set_user_attr(CONFIG_ATTR, config.to_dict(mask_password=True))
         _enqueue_once(study, config.enqueue)
     return study, created
