@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -79,6 +80,35 @@ def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+def digest(path: Path) -> str:
+    """A file's SHA-256: tests check that bad input leaves the storage byte-for-byte unchanged."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def finished_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding a micro config and the SQLite file of its finished one-trial study."""
+    folder = tmp_path_factory.mktemp("finished")
+    data = deep_update(
+        MICRO_TOY,
+        {
+            "study": {"n_trials": 1, "storage": f"sqlite:///{folder / 'hp.db'}"},
+            "fixed": {"epochs": 1},
+        },
+    )
+    (folder / "study.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    done = subprocess.run(
+        [sys.executable, "-m", "search", "run", str(folder / "study.yaml")],
+        cwd=folder,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return folder
 
 
 # PostgreSQL fixtures (postgres_server, password_postgres_server, postgres_url); registered here

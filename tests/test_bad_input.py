@@ -7,7 +7,6 @@ config drift. A property-based test then throws random YAML and random configs a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -23,38 +22,10 @@ from hypothesis import strategies as st
 
 from search.config import StudyConfig, config_from_dict, load_config, parse_yaml
 from search.errors import ConfigError
-from tests.conftest import MICRO_TOY, REPO, cli_env, deep_update
+from tests.conftest import MICRO_TOY, REPO, cli_env, digest
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 FAULTY_CLI = str(REPO / "tests" / "faulty_objective.py")
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture(scope="module")
-def finished_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding a micro config and the SQLite file of its finished one-trial study."""
-    folder = tmp_path_factory.mktemp("finished")
-    data = deep_update(
-        MICRO_TOY,
-        {
-            "study": {"n_trials": 1, "storage": f"sqlite:///{folder / 'hp.db'}"},
-            "fixed": {"epochs": 1},
-        },
-    )
-    (folder / "study.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    done = subprocess.run(
-        [sys.executable, "-m", "search", "run", str(folder / "study.yaml")],
-        cwd=folder,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    return folder
 
 
 # A config file written as text; @DB@ is the copied study database (so a config that wrongly

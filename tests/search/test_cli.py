@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -14,13 +13,9 @@ import optuna
 import pytest
 import yaml
 
-from tests.conftest import REPO, cli_env
+from tests.conftest import REPO, cli_env, digest
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_run_show_list_export_and_rerun_the_winner(
@@ -127,32 +122,6 @@ def test_default_storage_is_created_under_the_working_directory(
     assert (tmp_path / "studies" / "hpsearch.db").exists()
     shown = run_cli("show", "toy-transformer")
     assert shown.returncode == 0 and "best trial 0" in shown.stdout
-
-
-@pytest.fixture(scope="module")
-def finished_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding a micro config and the SQLite file of its finished one-trial study."""
-    from tests.conftest import MICRO_TOY, deep_update
-
-    folder = tmp_path_factory.mktemp("finished")
-    data = deep_update(
-        MICRO_TOY,
-        {
-            "study": {"n_trials": 1, "storage": f"sqlite:///{folder / 'hp.db'}"},
-            "fixed": {"epochs": 1},
-        },
-    )
-    (folder / "study.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    done = subprocess.run(
-        [sys.executable, "-m", "search", "run", str(folder / "study.yaml")],
-        cwd=folder,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    return folder
 
 
 @pytest.mark.parametrize(
