@@ -27,7 +27,7 @@ class TrialPrinter:
         summary = trial_summary(trial)
         epochs = trial.params.get("epochs") or _fixed_epochs(study)
         value = (
-            f"{self.metric}={summary['value']:.4f}" if summary["value"] is not None else "no value"
+            f"{self.metric}={summary['value']:.4g}" if summary["value"] is not None else "no value"
         )
         state = trial.state.name
         detail = ""
@@ -83,7 +83,7 @@ def print_summary(study: optuna.Study, summary: RunSummary, storage: str, out: T
         record = best_epoch_record(best) or {}
         test_accuracy = best.user_attrs.get("test_accuracy")
         out.write(
-            f"best trial {best.number}: value {best.value:.4f} at epoch "
+            f"best trial {best.number}: value {best.value:.4g} at epoch "
             f"{best.user_attrs.get('best_epoch')}; val_accuracy "
             f"{_number(record.get('val_accuracy'))}, test_accuracy {_number(test_accuracy)}\n"
             f"  params: {format_params(best.params) or '(none searched)'}\n"
