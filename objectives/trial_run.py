@@ -80,7 +80,9 @@ def run_trial(
             trial.set_user_attr("best_epoch", record.epoch)
         value = record.metric(metric)
         trial.report(value, record.epoch)
-        if trial.should_prune():
+        # Pruning after the last epoch saves nothing and would throw away the trial's test
+        # evaluation and checkpoint: a trial that ran all its epochs completes.
+        if record.epoch < settings.epochs and trial.should_prune():
             trial.set_user_attr(
                 "reason", f"pruned at epoch {record.epoch}: {metric}={value:.4g} by the pruner"
             )

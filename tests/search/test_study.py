@@ -93,6 +93,20 @@ def test_a_pruner_that_must_prune_prunes(write_config: Callable[..., Path]) -> N
         assert "test_accuracy" not in trial.user_attrs
 
 
+def test_a_trial_that_ran_all_its_epochs_is_not_pruned(write_config: Callable[..., Path]) -> None:
+    # The same must-prune threshold, but one epoch: pruning after it would save nothing.
+    path = write_config(
+        {
+            "pruner": {"name": "threshold", "args": {"upper": 1e-4}},
+            "study": {"n_trials": 1},
+            "fixed": {"epochs": 1},
+        }
+    )
+    trial = run(path).get_trials()[0]
+    assert trial.state == TrialState.COMPLETE
+    assert "test_accuracy" in trial.user_attrs and "reason" not in trial.user_attrs
+
+
 def test_median_pruner_prunes_bad_trials_in_a_real_search(
     write_config: Callable[..., Path],
 ) -> None:
