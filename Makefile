@@ -10,7 +10,7 @@ WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 # Tests and CI never reach a model or dataset hub.
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE
 
-.PHONY: install study test test-fast dashboard lint format bench bench-quick clean
+.PHONY: install study test test-fast dashboard lint format bench bench-deps bench-quick clean
 
 install: $(STAMP)
 
@@ -42,10 +42,14 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: $(STAMP)
+# accelerate (which Hugging Face Trainer needs) is for the throughput comparison only.
+bench-deps: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt accelerate
+
+bench: bench-deps
 	$(OFFLINE) $(PY) -m benchmarks
 
-bench-quick: $(STAMP)
+bench-quick: bench-deps
 	$(OFFLINE) $(PY) -m benchmarks --quick
 
 clean:
