@@ -60,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
             "--storage", metavar="URL", help=f"storage URL (default {DEFAULT_STORAGE})"
         )
 
+    def add_device(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--device",
+            choices=("auto", "cpu", "cuda"),
+            default="auto",
+            help="auto = CUDA when available, else CPU (default auto)",
+        )
+
     def add_set(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--set",
@@ -85,12 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="worker processes sharing the study (default 1)",
     )
-    run.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda"),
-        default="auto",
-        help="auto = CUDA when available, else CPU (default auto)",
-    )
+    add_device(run)
     run.add_argument(
         "--allow-config-change",
         action="store_true",
@@ -159,12 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="result YAML (default: <BEST stem>-retrain.yaml beside BEST)",
     )
-    retrain.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda"),
-        default="auto",
-        help="auto = CUDA when available, else CPU (default auto)",
-    )
+    add_device(retrain)
     add_set(retrain)
 
     dashboard = add("dashboard", "serve optuna-dashboard on a storage")

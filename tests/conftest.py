@@ -31,6 +31,19 @@ MICRO_TOY: dict[str, Any] = {
 }
 
 
+# Pruning on, a wide learning-rate range: some trials are pruned, several complete.
+PRUNED_STUDY = {
+    "study": {"n_trials": 7},
+    "pruner": {"name": "median", "args": {"n_startup_trials": 2, "n_warmup_steps": 1}},
+    "fixed": {"epochs": 3, "batch_size": 32, "num_layers": 1},
+    "search": {
+        "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+        "hidden_dim": {"type": "categorical", "choices": [16, 32]},
+        "num_heads": {"type": "categorical", "choices": [1, 2]},
+    },
+}
+
+
 def deep_update(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     result = dict(base)
     for key, value in changes.items():

@@ -15,7 +15,7 @@ from PIL import Image, ImageStat
 from search.config import config_from_dict
 from search.report import write_report
 from search.study import run_study
-from tests.conftest import MICRO_TOY, cli_env, deep_update
+from tests.conftest import MICRO_TOY, PRUNED_STUDY, cli_env, deep_update
 
 FIGURES = (
     "optimization_history.png",
@@ -47,19 +47,7 @@ def table_rows(text: str) -> list[list[str]]:
 @pytest.fixture(scope="module")
 def study_with_pruning(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     folder = tmp_path_factory.mktemp("report")
-    url = make_study(
-        folder,
-        {
-            "study": {"n_trials": 7},
-            "pruner": {"name": "median", "args": {"n_startup_trials": 2, "n_warmup_steps": 1}},
-            "fixed": {"epochs": 3, "batch_size": 32, "num_layers": 1},
-            "search": {
-                "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
-                "hidden_dim": {"type": "categorical", "choices": [16, 32]},
-                "num_heads": {"type": "categorical", "choices": [1, 2]},
-            },
-        },
-    )
+    url = make_study(folder, PRUNED_STUDY)
     return folder, url
 
 

@@ -35,21 +35,9 @@ from storage.artifacts import (
     study_artifacts,
     trial_artifacts,
 )
-from tests.conftest import MICRO_TOY, cli_env, deep_update
+from tests.conftest import MICRO_TOY, PRUNED_STUDY, cli_env, deep_update
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
-
-# Pruning on, a wide learning-rate range: some trials are pruned, several complete.
-PRUNED_STUDY = {
-    "study": {"n_trials": 7},
-    "pruner": {"name": "median", "args": {"n_startup_trials": 2, "n_warmup_steps": 1}},
-    "fixed": {"epochs": 3, "batch_size": 32, "num_layers": 1},
-    "search": {
-        "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
-        "hidden_dim": {"type": "categorical", "choices": [16, 32]},
-        "num_heads": {"type": "categorical", "choices": [1, 2]},
-    },
-}
 
 
 def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
