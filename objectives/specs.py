@@ -1,24 +1,31 @@
-"""What each objective accepts: its parameters, metrics and ``data:`` schema.
+"""The objective contract: what an objective accepts, what it measures, and how it is built.
+
+An objective is an :class:`ObjectiveSpec`: its parameters with defaults and valid ranges, the
+metrics its task measures, the schema of its ``data:`` section, and a builder that turns one
+parameter set into a model and its data (:class:`BuildRequest` -> ``TrainingJob``). The built-in
+objectives are defined at the end of this module; other packages register theirs under the
+entry-point group ``hpsearch.objectives`` (see ``objectives/registry.py``).
 
 This module is deliberately free of torch and transformers so that ``hpsearch validate`` and the
-config layer can check a study without loading a deep-learning stack.
+config layer can check a study without loading a deep-learning stack: builders and pre-study
+checks are named as ``"module:function"`` and imported only when used.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+import itertools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 if TYPE_CHECKING:
-    import optuna
+    from objectives.loop import TrainingJob
 
-    from search.config import StudyConfig
-
-ObjectiveFn = Callable[["optuna.Trial", "StudyConfig", str], float]
+# Every value each parameter can take (None: a continuous range that cannot be listed).
+ParamValues = Mapping[str, Sequence[Any] | None]
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,101 @@ class ParamRule:
         return None
 
 
+@dataclass(frozen=True)
+class ParamConstraint:
+    """A rule over several parameters together, checked for every combination of their values.
+
+    ``check`` takes the named parameters as keyword arguments and returns True when that
+    combination can be built. The config layer checks every combination the search space can
+    produce, and every enqueued parameter set, before a study starts; ``message`` says what
+    the rule is (e.g. "hidden_dim must be divisible by num_heads").
+    """
+
+    names: tuple[str, ...]
+    check: Callable[..., bool]
+    message: str
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One quantity the task measures on a split; the study selects on ``val_<name>``."""
+
+    name: str
+    maximize: bool
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What a builder gets for one training run."""
+
+    params: Mapping[str, Any]  # every parameter: the fixed ones and the sampled ones
+    data: BaseModel  # the objective's validated ``data:`` section
+    data_seed: int  # fixes the data and its split (the study seed)
+    seed: int  # the training seed: initialisation, data order, dropout
+    device: str  # where the model must live ("cpu", "cuda", "cuda:1", ...)
+
+
+Builder = Callable[[BuildRequest], "TrainingJob"]
+# Raises objectives.errors.ParamError / DataError / ModelError for anything checkable up front.
+Precheck = Callable[[ParamValues, BaseModel], None]
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """Everything the search needs to know about one objective."""
+
+    name: str
+    params: Mapping[str, ParamRule]
+    metrics: tuple[Metric, ...]
+    data_model: type[BaseModel]
+    # The builder: a function, or "module:function" imported only when a trial runs (so the
+    # spec stays importable without torch).
+    builder: Builder | str
+    precheck: Precheck | str | None = None
+    constraints: tuple[ParamConstraint, ...] = ()
+    # Most torch threads one worker should use (None: all its share of the cores).
+    max_threads: int | None = None
+    description: str = ""
+
+    def build(self, request: BuildRequest) -> TrainingJob:
+        """Build the model and data of one run (this imports torch)."""
+        builder = _resolve(self.builder)
+        return builder(request)
+
+    def check(self, values: ParamValues, data: BaseModel) -> None:
+        """Run the objective's pre-study checks, if it has any."""
+        if self.precheck is not None:
+            _resolve(self.precheck)(values, data)
+
+    @property
+    def study_metrics(self) -> dict[str, bool]:
+        """The metrics a study may select on (``val_<name>``) and whether larger is better."""
+        return {f"val_{metric.name}": metric.maximize for metric in self.metrics}
+
+    @property
+    def test_metrics(self) -> dict[str, bool]:
+        """The test counterparts (``test_<name>``), recorded once per trial on its best epoch."""
+        return {f"test_{metric.name}": metric.maximize for metric in self.metrics}
+
+    def broken_combinations(
+        self, constraint: ParamConstraint, values: ParamValues
+    ) -> list[tuple[Any, ...]]:
+        """Every combination of the constraint's parameter values that breaks it."""
+        lists = [values.get(name) or () for name in constraint.names]
+        return [
+            combination
+            for combination in itertools.product(*lists)
+            if not constraint.check(**dict(zip(constraint.names, combination, strict=True)))
+        ]
+
+
+def _resolve(target: Callable[..., Any] | str) -> Callable[..., Any]:
+    if callable(target):
+        return target
+    module_name, _, function_name = target.partition(":")
+    return getattr(importlib.import_module(module_name), function_name)  # type: ignore[no-any-return]
+
+
 # Parameters every objective understands (the training loop's own knobs).
 COMMON_PARAMS: Mapping[str, ParamRule] = {
     "lr": ParamRule(float, 1e-3, low=0.0, low_exclusive=True, high=10.0),
@@ -72,7 +174,7 @@ class _DataModel(BaseModel):
 
 
 class ToyDataConfig(_DataModel):
-    """Sizes of the synthetic toy task (see ``objectives/toy_task.py``)."""
+    """Sizes of the synthetic toy task (see ``objectives/toy_transformer.py``)."""
 
     n_train: int = Field(1500, ge=10)
     n_val: int = Field(500, ge=10)
@@ -131,61 +233,39 @@ class BertDataConfig(_DataModel):
         return self
 
 
-@dataclass(frozen=True)
-class ObjectiveSpec:
-    """Everything the config layer needs to know about one objective."""
-
-    name: str
-    params: Mapping[str, ParamRule]
-    metrics: tuple[str, ...]
-    data_model: type[BaseModel]
-    entry: str  # "module:function", imported only when a study runs
-    # "module:function" taking (config, source) and raising ConfigError for anything that can
-    # be checked before a study starts (missing files, columns, hub ids while offline, ...).
-    precheck: str | None = None
-    # Most torch threads one worker should use (None: all its share of the cores).
-    max_threads: int | None = None
-
-    def load(self) -> ObjectiveFn:
-        """Import and return the objective function (this imports torch)."""
-        return _import(self.entry)
-
-    def check(self, config: StudyConfig, source: str) -> None:
-        """Run the objective's pre-study checks, if it has any."""
-        if self.precheck is not None:
-            _import(self.precheck)(config, source)
+CLASSIFICATION_METRICS = (Metric("loss", maximize=False), Metric("accuracy", maximize=True))
 
 
-def _import(entry: str) -> Any:
-    module_name, function_name = entry.split(":")
-    return getattr(importlib.import_module(module_name), function_name)
+def _heads_divide_hidden(hidden_dim: Any, num_heads: Any) -> bool:
+    # Attention splits the hidden vector into num_heads equal parts.
+    if isinstance(hidden_dim, int) and isinstance(num_heads, int) and num_heads > 0:
+        return hidden_dim % num_heads == 0
+    return True  # other types are reported by the parameter rules
 
-
-# Metrics and whether a larger value is better.
-METRIC_MAXIMIZE: Mapping[str, bool] = {
-    "val_loss": False,
-    "val_accuracy": True,
-    "val_f1": True,
-    "val_mcc": True,
-}
 
 TOY_TRANSFORMER = ObjectiveSpec(
     name="toy_transformer",
     params={
         **COMMON_PARAMS,
-        "lr": ParamRule(float, 1e-3, low=0.0, low_exclusive=True, high=10.0),
-        "batch_size": ParamRule(int, 32, low=1, high=65536),
         "epochs": ParamRule(int, 30, low=1, high=100000),
         "dropout": ParamRule(float, 0.0, low=0.0, high=0.9),
         "hidden_dim": ParamRule(int, 32, low=1, high=4096),
         "num_heads": ParamRule(int, 2, low=1, high=128),
         "num_layers": ParamRule(int, 1, low=1, high=48),
     },
-    metrics=("val_loss", "val_accuracy"),
+    metrics=CLASSIFICATION_METRICS,
     data_model=ToyDataConfig,
-    entry="objectives.toy_transformer:objective",
+    builder="objectives.toy_transformer:build",
+    constraints=(
+        ParamConstraint(
+            ("hidden_dim", "num_heads"),
+            _heads_divide_hidden,
+            "hidden_dim must be divisible by num_heads",
+        ),
+    ),
     # Matrices of at most 64 x 64: a second thread only adds synchronisation.
     max_threads=1,
+    description="a small Transformer encoder trained from scratch on a synthetic counting task",
 )
 
 BERT = ObjectiveSpec(
@@ -193,7 +273,6 @@ BERT = ObjectiveSpec(
     params={
         **COMMON_PARAMS,
         "lr": ParamRule(float, 2e-5, low=0.0, low_exclusive=True, high=1.0),
-        "batch_size": ParamRule(int, 32, low=1, high=65536),
         "epochs": ParamRule(int, 3, low=1, high=1000),
         "weight_decay": ParamRule(float, 0.01, low=0.0, high=1.0),
         "warmup_ratio": ParamRule(float, 0.1, low=0.0, high=1.0),
@@ -204,13 +283,14 @@ BERT = ObjectiveSpec(
         "model": ParamRule(str, "minilm-l6"),
         "max_length": ParamRule(int, 128, low=8, high=8192),
     },
-    metrics=("val_loss", "val_accuracy", "val_f1", "val_mcc"),
+    metrics=(*CLASSIFICATION_METRICS, Metric("f1", maximize=True), Metric("mcc", maximize=True)),
     data_model=BertDataConfig,
-    entry="objectives.bert:objective",
+    builder="objectives.bert:build",
     precheck="objectives.text_data:precheck",
+    description="fine-tune a pretrained BERT-family encoder for text classification",
 )
 
-OBJECTIVES: Mapping[str, ObjectiveSpec] = {
+BUILTIN_OBJECTIVES: Mapping[str, ObjectiveSpec] = {
     TOY_TRANSFORMER.name: TOY_TRANSFORMER,
     BERT.name: BERT,
 }

@@ -4,7 +4,7 @@ A study's ``data:`` (``BertDataConfig``) names a hub dataset, one file per split
 holding ``train.*``, ``validation.*`` and ``test.*``. ``precheck`` checks everything that can be
 checked before a study starts; ``read_task`` reads the splits into a :class:`TextTask` (labels
 mapped to class ids, a validation split carved from train when there is none, optional
-subsampling); ``tokenize_task`` turns that into compact token arrays that ``pad_batch`` pads per
+subsampling); ``tokenize_split`` turns that into compact token arrays that ``pad_batch`` pads per
 batch. Tokenising needs a tokenizer object, passed in; nothing here imports torch.
 """
 
@@ -12,21 +12,20 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import BaseModel
 
+from objectives.errors import DataError, ModelError, ParamError
 from objectives.pretrained import HUB_TIMEOUT_S, offline_message, resolve_model
 from objectives.specs import BertDataConfig
-from search.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from search.config import StudyConfig
 
 SPLITS = ("train", "validation", "test")
 # File extension -> format. ".json" files are read as JSON lines, one object per line.
@@ -66,7 +65,7 @@ def split_files(data: BertDataConfig) -> SplitFiles | None:
 
 def _dir_files(folder: Path) -> SplitFiles:
     if not folder.is_dir():
-        raise ConfigError(
+        raise DataError(
             f"data.dir: {folder} is not a directory (relative paths are relative to the working "
             "directory)"
         )
@@ -78,10 +77,10 @@ def _dir_files(folder: Path) -> SplitFiles:
         ]
         if len(matches) > 1:
             names = ", ".join(m.name for m in matches)
-            raise ConfigError(f"data.dir: {folder} holds several {split} files ({names}); keep one")
+            raise DataError(f"data.dir: {folder} holds several {split} files ({names}); keep one")
         found[split] = matches[0] if matches else None
     if found["train"] is None:
-        raise ConfigError(
+        raise DataError(
             f"data.dir: {folder} has no train file; expected train.csv, train.tsv, train.jsonl "
             "or train.parquet (and optionally validation.* and test.*)"
         )
@@ -91,7 +90,7 @@ def _dir_files(folder: Path) -> SplitFiles:
 def _format(path: Path) -> str:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise ConfigError(
+        raise DataError(
             f"{path}: unsupported file type {path.suffix!r}; use .csv, .tsv, .jsonl (JSON lines) "
             "or .parquet"
         )
@@ -101,28 +100,20 @@ def _format(path: Path) -> str:
 # --------------------------------------------------------------------------- the pre-study check
 
 
-def precheck(config: StudyConfig, source: str) -> None:
-    """Check the models and data of a BERT study before it starts; raise ConfigError if unusable.
+def precheck(values: Mapping[str, Sequence[Any] | None], data: BaseModel) -> None:
+    """Check the models and data of a BERT study before it starts.
 
-    Checks every ``model`` value (each choice when searched), then the data: files present,
-    non-empty and holding the text and label columns, or the hub dataset reachable or cached.
+    ``values`` holds every value each parameter can take (each choice when searched). Checks
+    each ``model`` value, then the data: files present, non-empty and holding the text and label
+    columns, or the hub dataset reachable or cached. Raises ParamError or DataError.
     """
-    data = config.data_config()
     assert isinstance(data, BertDataConfig)
-    if "model" in config.search:
-        space = config.search["model"]
-        where, models = "search.model.choices", list(getattr(space, "choices", []))
-    else:
-        where, models = "fixed.model", [config.fixed["model"]]
-    for name in models:
+    for name in values.get("model") or ():
         try:
             resolve_model(name)
-        except ConfigError as e:
-            raise ConfigError(f"{source}: {where}: {e}") from e
-    try:
-        check_data(data)
-    except ConfigError as e:
-        raise ConfigError(f"{source}: {e}") from e
+        except ModelError as e:
+            raise ParamError("model", str(e)) from e
+    check_data(data)
 
 
 def check_data(data: BertDataConfig) -> None:
@@ -135,22 +126,22 @@ def check_data(data: BertDataConfig) -> None:
     for split, path in files.items():
         where = f"{key}.{split}" if data.files is not None else f"{key} ({split})"
         if not path.is_file():
-            raise ConfigError(
+            raise DataError(
                 f"{where}: no such file {path} (relative paths are relative to the working "
                 "directory)"
             )
         try:
             columns, rows = _peek(path)
-        except (DataError, ConfigError) as e:
-            raise ConfigError(f"{where}: {e}") from e
+        except DataError as e:
+            raise DataError(f"{where}: {e}") from e
         if rows == 0:
-            raise ConfigError(f"{where}: {path} has no rows; give a file with data")
+            raise DataError(f"{where}: {path} has no rows; give a file with data")
         needed = list(data.text_columns)
         if split != "test":  # a test split without labels is allowed: no test metrics then
             needed.append(data.label_column)
         missing = [c for c in needed if c not in columns]
         if missing:
-            raise ConfigError(
+            raise DataError(
                 f"{where}: {path} has no column {', '.join(map(repr, missing))} (columns: "
                 f"{', '.join(columns)}); set data.text_columns / data.label_column"
             )
@@ -195,7 +186,7 @@ def _check_hub_dataset(data: BertDataConfig) -> None:
         try:
             huggingface_hub.dataset_info(str(data.hub), timeout=HUB_TIMEOUT_S)
         except huggingface_hub.errors.RepositoryNotFoundError as e:
-            raise ConfigError(
+            raise DataError(
                 f"data.hub: no dataset {data.hub!r} on the Hugging Face hub; check the name"
             ) from e
         except Exception as e:  # no network: the datasets library would retry for ~30 s
@@ -203,19 +194,19 @@ def _check_hub_dataset(data: BertDataConfig) -> None:
                 f"the hub is unreachable: {type(e).__name__}; with a cached copy, set "
                 "HF_HUB_OFFLINE=1"
             )
-            raise ConfigError(f"data.hub: {offline_message('dataset', name, why)}") from e
+            raise DataError(f"data.hub: {offline_message('dataset', name, why)}") from e
     try:
         builder = datasets.load_dataset_builder(str(data.hub), data.subset)
     except ConnectionError as e:
         why = "HF_HUB_OFFLINE is set and it is not cached"
-        raise ConfigError(f"data.hub: {offline_message('dataset', name, why)}") from e
+        raise DataError(f"data.hub: {offline_message('dataset', name, why)}") from e
     except Exception as e:  # unknown subset, bad name, ...
-        raise ConfigError(f"data.hub: cannot load dataset {name!r}: {_first_line(e)}") from e
+        raise DataError(f"data.hub: cannot load dataset {name!r}: {_first_line(e)}") from e
     features = builder.info.features
     if features is not None:
         missing = [c for c in (*data.text_columns, data.label_column) if c not in features]
         if missing:
-            raise ConfigError(
+            raise DataError(
                 f"data: dataset {name!r} has no column {', '.join(map(repr, missing))} "
                 f"(columns: {', '.join(features)}); set data.text_columns / data.label_column"
             )

@@ -1,7 +1,7 @@
 """The toy objective: a small Transformer encoder trained from scratch on a synthetic task.
 
 The task ("majority token"): each sequence holds ``seq_len`` tokens. One of ``num_classes``
-class tokens appears three times, two other class tokens twice each, and the rest are filler
+class tokens appears four times, two other class tokens twice each, and the rest are filler
 tokens, all at random positions. The label is the class token that appears most often. A model
 must count tokens across the whole sequence, which attention (or mean pooling over attended
 features) does well; chance is ``1 / num_classes``. The data is a pure function of the seed.
@@ -15,15 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import optuna
 import torch
 from torch import nn
 
-from objectives.loop import Batch, LoopData
-from objectives.specs import ToyDataConfig
-from objectives.trial_run import TrainingJob, run_trial
-from search.config import StudyConfig
-from search.space import sample_params
+from objectives.loop import Batch, LoopData, TrainingJob
+from objectives.specs import BuildRequest, ToyDataConfig
 
 LABEL_COUNT = 4  # occurrences of the label's token
 DISTRACTOR_COUNT = 2  # occurrences of each of the two distractor class tokens
@@ -168,32 +164,28 @@ def loop_data(splits: ToySplits, batch_size: int, seed: int) -> LoopData:
     )
 
 
-def objective(trial: optuna.Trial, config: StudyConfig, device: str) -> float:
-    """Sample parameters, build the toy task and model, train, report; returns the trial value."""
-    params = sample_params(trial, config)
-    data_config = config.data_config()
+def build(request: BuildRequest) -> TrainingJob:
+    """The toy task (split fixed by ``data_seed``) and a fresh model initialised from ``seed``."""
+    params, data_config = request.params, request.data
     assert isinstance(data_config, ToyDataConfig)
+    splits = make_task(data_config, request.data_seed)
+    torch.manual_seed(request.seed)
+    model_args = {
+        "vocab_size": splits.vocab_size,
+        "seq_len": splits.seq_len,
+        "num_classes": splits.num_classes,
+        "hidden_dim": params["hidden_dim"],
+        "num_heads": params["num_heads"],
+        "num_layers": params["num_layers"],
+        "dropout": params["dropout"],
+    }
+    model = ToyTransformer(**model_args).to(request.device)
 
-    def build(seed: int) -> TrainingJob:
-        # The split depends on the study seed only; the training seed varies init and order.
-        splits = make_task(data_config, config.study.seed)
-        torch.manual_seed(seed)
-        model_args = {
-            "vocab_size": splits.vocab_size,
-            "seq_len": splits.seq_len,
-            "num_classes": splits.num_classes,
-            "hidden_dim": params["hidden_dim"],
-            "num_heads": params["num_heads"],
-            "num_layers": params["num_layers"],
-            "dropout": params["dropout"],
-        }
-        model = ToyTransformer(**model_args).to(device)
+    def save_model(folder: Path) -> None:
+        save_toy_model(model, model_args, folder)
 
-        def save_model(folder: Path) -> None:
-            save_toy_model(model, model_args, folder)
-
-        return TrainingJob(
-            model=model, data=loop_data(splits, params["batch_size"], seed), save_model=save_model
-        )
-
-    return run_trial(trial, config, params, build, device)
+    return TrainingJob(
+        model=model,
+        data=loop_data(splits, params["batch_size"], request.seed),
+        save_model=save_model,
+    )

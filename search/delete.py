@@ -7,12 +7,12 @@ from typing import TextIO
 
 from search.errors import ConfigError
 from search.study import open_existing_study
+from search.trial_files import study_artifact_dir
 from storage.artifacts import (
     all_artifacts,
     artifact_bytes,
     open_store,
     remove_files,
-    study_artifact_dir,
 )
 from storage.urls import parse_storage_url
 

@@ -1,24 +1,20 @@
-"""The one exception family of hpsearch.
+"""The search layer's exception family, and which errors are the user's to fix.
 
-Every error a user can cause is an :class:`HpsearchError`; the CLI prints its message as one
-line and exits with code 2. Messages say what is wrong *and* how to fix it.
+Every error a user can cause is an :class:`HpsearchError` here, a ``StorageError`` from the
+storage layer or an ``ObjectiveError`` from the objectives layer; the CLI prints its message as
+one line and exits with code 2. Messages say what is wrong *and* how to fix it.
 """
+
+from objectives.errors import ObjectiveError
+from storage.errors import StorageError
 
 
 class HpsearchError(Exception):
-    """Base class of every error hpsearch raises on purpose."""
+    """Base class of every error the search layer raises on purpose."""
 
 
 class ConfigError(HpsearchError):
     """The study config (YAML file, ``--set`` override or CLI flag) is invalid."""
-
-
-class StorageError(HpsearchError):
-    """The storage URL is malformed, unreachable or holds something unexpected."""
-
-
-class DataError(HpsearchError):
-    """A data file or dataset is missing, empty or malformed."""
 
 
 class StudyError(HpsearchError):
@@ -27,3 +23,17 @@ class StudyError(HpsearchError):
 
 class WorkerError(HpsearchError):
     """A worker process died (killed, out of memory); the study is intact and resumable."""
+
+
+# Bad input, whichever layer found it: one line and exit code 2.
+USER_ERRORS: tuple[type[Exception], ...] = (HpsearchError, StorageError, ObjectiveError)
+
+__all__ = [
+    "USER_ERRORS",
+    "ConfigError",
+    "HpsearchError",
+    "ObjectiveError",
+    "StorageError",
+    "StudyError",
+    "WorkerError",
+]

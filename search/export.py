@@ -9,20 +9,22 @@ import optuna
 
 from search.config import config_from_dict, dump_yaml
 from search.errors import StudyError
-from search.results import best_epoch_record, best_trial
-from search.study import CONFIG_ATTR
+from search.record import StudyRecord, TrialRecord, best_trial
+from search.trial_files import study_artifact_dir
+from storage.artifacts import checkpoint_of, extract_checkpoint, open_store
 from storage.urls import mask_password
 
 
-def export_best(study: optuna.Study, storage_url: str | None = None) -> dict[str, Any]:
+def exported_config(study: optuna.Study, storage_url: str | None = None) -> dict[str, Any]:
     """The exported config as plain data (a valid study config plus a ``best:`` section).
 
     The best parameters move into ``fixed``, ``search`` and ``enqueue`` empty, ``study.name``
     becomes ``<name>-best`` and ``n_trials`` 1. The pruner is switched off: the point of the
     file is to train the winner to its full length, not to race it against nothing.
     """
-    stored = study.user_attrs.get(CONFIG_ATTR)
-    if not isinstance(stored, dict):
+    stored_record = StudyRecord.from_study(study)
+    stored = stored_record.config
+    if not stored:
         raise StudyError(
             f"study {study.study_name!r} holds no hpsearch config (was it made by hpsearch?); "
             "cannot export it"
@@ -47,35 +49,36 @@ def export_best(study: optuna.Study, storage_url: str | None = None) -> dict[str
     config["study"]["storage"] = _strip_password(config["study"]["storage"])
     config["pruner"] = {"name": "none", "args": {}}
     config.pop("retrain", None)
-    record = best_epoch_record(best) or {}
+    record = TrialRecord.from_trial(best)
+    summary = record.summary()
     config["best"] = {
         "study": study.study_name,
         "trial": best.number,
         "value": best.value,
-        "metric": stored.get("study", {}).get("metric"),
+        "metric": stored_record.metric,
         "params": dict(best.params),
-        "best_epoch": best.user_attrs.get("best_epoch"),
-        "epochs_run": len(best.user_attrs.get("epochs", [])),
-        "val_loss": record.get("val_loss"),
-        "val_accuracy": record.get("val_accuracy"),
-        "test_loss": best.user_attrs.get("test_loss"),
-        "test_accuracy": best.user_attrs.get("test_accuracy"),
+        "best_epoch": record.best_epoch,
+        "epochs_run": record.epochs_run,
+        # val_loss, val_accuracy, ..., test_loss, test_accuracy, ...: the task's own metrics
+        **{k: v for k, v in summary.items() if k.startswith(("val_", "test_"))},
     }
     # The result must itself be a valid config: check it the way `run` will.
     config_from_dict(config, "exported config")
     return config
 
 
-def write_export(config: dict[str, Any], path: Path | None) -> str:
-    text = (
+def export_text(config: dict[str, Any]) -> str:
+    """The exported config as YAML, with a header saying where it came from."""
+    return (
         f"# Exported by hpsearch from study {config['best']['study']!r}, trial "
         f"{config['best']['trial']}.\n# `hpsearch run <this file>` trains this configuration "
         f"again in study {config['study']['name']!r}.\n" + dump_yaml(config)
     )
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return text
+
+
+def write_export(config: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(export_text(config), encoding="utf-8")
 
 
 def _strip_password(url: str) -> str:
@@ -98,8 +101,6 @@ def export_model(study: optuna.Study, storage_url: str, model_dir: Path) -> int:
     ``config.json`` for the toy model). It exists when the study ran with
     ``artifacts.keep_checkpoints: best`` (the default) or ``all``.
     """
-    from storage.artifacts import checkpoint_of, extract_checkpoint, open_store, study_artifact_dir
-
     best = best_trial(study)
     if best is None:
         raise StudyError(

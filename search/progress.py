@@ -9,8 +9,9 @@ from typing import TextIO
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.results import best_epoch_record, format_params, trial_summary
-from search.study import FINISHED, RunSummary
+from search.formatting import number, params_text
+from search.record import FINISHED, StudyRecord, TrialRecord
+from search.study import RunSummary
 
 
 @dataclass
@@ -24,41 +25,33 @@ class TrialPrinter:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         out = self.stream or sys.stdout
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
-        summary = trial_summary(trial)
-        epochs = trial.params.get("epochs") or _fixed_epochs(study)
-        value = (
-            f"{self.metric}={summary['value']:.4g}" if summary["value"] is not None else "no value"
-        )
+        record = TrialRecord.from_trial(trial)
+        epochs = trial.params.get("epochs") or StudyRecord.from_study(study).fixed_epochs
+        value = f"{self.metric}={record.value:.4g}" if record.value is not None else "no value"
         state = trial.state.name
         detail = ""
-        if trial.state == TrialState.PRUNED and (summary["reason"] or "").startswith("diverged"):
-            detail = f" ({summary['reason']})"
+        if trial.state == TrialState.PRUNED and (record.reason or "").startswith("diverged"):
+            detail = f" ({record.reason})"
         elif trial.state == TrialState.PRUNED:
-            detail = f" at epoch {summary['epochs_run']}"
+            detail = f" at epoch {record.epochs_run}"
         elif trial.state == TrialState.FAIL:
-            detail = f" ({summary['reason'] or 'no reason recorded'})"
-        acc = summary["val_accuracy"]
-        accuracy = f" val_acc={acc:.3f}" if isinstance(acc, float) else ""
-        seconds = f"{summary['seconds']:.1f}s" if summary["seconds"] is not None else ""
+            detail = f" ({record.reason or 'no reason recorded'})"
+        acc = record.metric("val_accuracy")
+        accuracy = f" val_acc={acc:.3f}" if acc is not None else ""
+        seconds = f"{record.seconds:.1f}s" if record.seconds is not None else ""
         out.write(
             f"[{finished:>{len(str(self.target))}}/{self.target}] trial {trial.number:<4} "
-            f"{state:<8}{detail} {value}{accuracy} epochs {summary['epochs_run']}"
-            f"{f'/{epochs}' if epochs else ''} {seconds}  {format_params(trial.params)}\n"
+            f"{state:<8}{detail} {value}{accuracy} epochs {record.epochs_run}"
+            f"{f'/{epochs}' if epochs else ''} {seconds}  {params_text(trial.params)}\n"
         )
         out.flush()
 
 
-def _fixed_epochs(study: optuna.Study) -> int | None:
-    config = study.user_attrs.get("config") or {}
-    epochs = (config.get("fixed") or {}).get("epochs")
-    return epochs if isinstance(epochs, int) else None
-
-
 def print_start(study: optuna.Study, finished: int, target: int, storage: str, out: TextIO) -> None:
-    config = study.user_attrs.get("config") or {}
-    sampler = (config.get("sampler") or {}).get("name", "?")
-    pruner = (config.get("pruner") or {}).get("name", "?")
-    metric = (config.get("study") or {}).get("metric", "?")
+    stored = StudyRecord.from_study(study)
+    sampler = stored.section("sampler").get("name", "?")
+    pruner = stored.section("pruner").get("name", "?")
+    metric = stored.metric
     arrow = "lower is better" if study.direction.name == "MINIMIZE" else "higher is better"
     todo = max(0, target - finished)
     action = f"running {todo} more" if todo else "nothing to run"
@@ -79,14 +72,16 @@ def print_summary(study: optuna.Study, summary: RunSummary, storage: str, out: T
     )
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if complete:
-        best = study.best_trial
-        record = best_epoch_record(best) or {}
-        test_accuracy = best.user_attrs.get("test_accuracy")
+        best = TrialRecord.from_trial(study.best_trial)
+        test_metric = StudyRecord.from_study(study).test_metric
+        readouts = [("val_accuracy", best.metric("val_accuracy"))]
+        readouts += [
+            (name, best.metric(name)) for name in dict.fromkeys((test_metric, "test_accuracy"))
+        ]
         out.write(
-            f"best trial {best.number}: value {best.value:.4g} at epoch "
-            f"{best.user_attrs.get('best_epoch')}; val_accuracy "
-            f"{_number(record.get('val_accuracy'))}, test_accuracy {_number(test_accuracy)}\n"
-            f"  params: {format_params(best.params) or '(none searched)'}\n"
+            f"best trial {best.number}: value {best.value:.4g} at epoch {best.best_epoch}; "
+            + ", ".join(f"{name} {number(value, 'n/a')}" for name, value in readouts)
+            + f"\n  params: {params_text(best.params) or '(none searched)'}\n"
         )
     else:
         out.write("no trial completed yet\n")
@@ -104,7 +99,3 @@ def print_summary(study: optuna.Study, summary: RunSummary, storage: str, out: T
     for command, what in steps:
         out.write(f"  {command:<{width}}# {what}\n")
     out.flush()
-
-
-def _number(value: object) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else "n/a"

@@ -11,7 +11,6 @@ test accuracy on the best epoch's row only). The figures come from
 from __future__ import annotations
 
 import datetime
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,15 +20,16 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.results import EPOCH_COLUMNS, epoch_rows
-from search.study import CONFIG_ATTR, ENVIRONMENT_ATTR
+from search.formatting import markdown_table, number
+from search.record import StudyRecord, TrialRecord
+from search.results import EPOCH_COLUMNS, epoch_table_rows
+from search.trial_files import study_artifact_dir
 from storage.artifacts import (
     all_artifacts,
     artifact_bytes,
     checkpoint_of,
     copy_file,
     open_store,
-    study_artifact_dir,
     trial_artifacts,
 )
 from storage.urls import mask_password
@@ -49,11 +49,12 @@ class Figure:
     note: str = ""
 
 
-def write_report(study: optuna.Study, folder: Path, storage_url: str) -> Path:
+def render_report(study: optuna.Study, folder: Path, storage_url: str) -> Path:
     """Write ``report.md`` and its figures into ``folder``; return the path of ``report.md``."""
     folder.mkdir(parents=True, exist_ok=True)
-    config = study.user_attrs.get(CONFIG_ATTR) or {}
-    metric = (config.get("study") or {}).get("metric", "value")
+    stored = StudyRecord.from_study(study)
+    config = stored.config
+    metric = stored.metric
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
@@ -74,10 +75,10 @@ def write_report(study: optuna.Study, folder: Path, storage_url: str) -> Path:
     ]
     lines += _summary(study, config, trials, metric, artifact_folder)
     lines += ["", "## Best trial", ""]
-    lines += _best(study, ranked, metric)
+    lines += _best(study, ranked, stored)
     lines += ["", "## Parameter importances", ""]
     if importances:
-        lines += _markdown_table(
+        lines += markdown_table(
             ["Parameter", "Importance"], [[name, f"{v:.3f}"] for name, v in importances.items()]
         )
         lines += ["", "Computed by Optuna's default evaluator over the complete trials."]
@@ -95,37 +96,35 @@ def write_report(study: optuna.Study, folder: Path, storage_url: str) -> Path:
     for rank, trial in enumerate(ranked[:TOP_TRIALS], start=1):
         label = "best" if rank == 1 else f"#{rank}"
         lines += [
-            f"### Trial {trial.number} ({label}): {metric} {_number(trial.value)}",
+            f"### Trial {trial.number} ({label}): {metric} {number(trial.value)}",
             "",
             f"Parameters: {_params_text(trial.params)}",
             "",
         ]
-        lines += epoch_table_markdown(trial)
+        lines += epoch_table_markdown(trial, stored.test_metric)
         lines.append("")
         if trial.number in curves:
             lines += [f"![learning curves of trial {trial.number}]({curves[trial.number]})", ""]
     lines += ["## All trials", ""]
-    lines += _trials_table(trials, metric)
+    lines += _trials_table(trials, stored)
     path = folder / REPORT_FILE
     path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return path
 
 
-def epoch_table_markdown(trial: FrozenTrial) -> list[str]:
+def epoch_table_markdown(trial: FrozenTrial, test_metric: str = "test_accuracy") -> list[str]:
     """A trial's epochs as a Markdown table: ``Epoch | Training Loss | Validation Accuracy |
     Validation Loss | Test Accuracy``, test accuracy on the best epoch's row only (N/A elsewhere).
+    A study selecting on another test metric (``test_mcc``) gets that column as well.
     """
-    rows = [
-        [
-            str(row["epoch"]),
-            _number(row.get("train_loss")),
-            _number(row.get("val_accuracy")),
-            _number(row.get("val_loss")),
-            _number(row["test_accuracy"]) if row["test_accuracy"] is not None else "N/A",
-        ]
-        for row in epoch_rows(trial)
-    ]
-    return _markdown_table(list(EPOCH_COLUMNS), rows)
+    record = TrialRecord.from_trial(trial)
+    rows = epoch_table_rows(record)
+    headers = list(EPOCH_COLUMNS)
+    if test_metric not in ("test_accuracy", "test_loss"):
+        headers.append(f"Test {test_metric.removeprefix('test_')}")
+        for row, extra in zip(rows, epoch_table_rows(record, test_metric), strict=True):
+            row.append(extra[-1])
+    return markdown_table(headers, rows)
 
 
 # --------------------------------------------------------------------------- sections
@@ -158,7 +157,7 @@ def _summary(
         for t in trials
         if t.datetime_complete and t.datetime_start
     )
-    environment = study.user_attrs.get(ENVIRONMENT_ATTR) or {}
+    environment = StudyRecord.from_study(study).environment
     artifacts = all_artifacts(study)
     rows = [
         ["Objective", f"`{config.get('objective', '?')}`"],
@@ -175,7 +174,7 @@ def _summary(
             f"in `{artifact_folder}`",
         ],
     ]
-    return _markdown_table(["Study", study.study_name], rows)
+    return markdown_table(["Study", study.study_name], rows)
 
 
 def _epoch_budget(trials: Sequence[FrozenTrial], config: dict[str, Any]) -> tuple[int, int]:
@@ -185,31 +184,28 @@ def _epoch_budget(trials: Sequence[FrozenTrial], config: dict[str, Any]) -> tupl
     for trial in trials:
         if not trial.state.is_finished():
             continue
-        trained += len(trial.user_attrs.get("epochs", []))
+        trained += TrialRecord.from_trial(trial).epochs_run
         length = trial.params.get("epochs", fixed_epochs)
         if isinstance(length, int):
             full += length
     return trained, full
 
 
-def _best(study: optuna.Study, ranked: Sequence[FrozenTrial], metric: str) -> list[str]:
+def _best(study: optuna.Study, ranked: Sequence[FrozenTrial], stored: StudyRecord) -> list[str]:
     if not ranked:
         return ["No trial has completed yet."]
-    best = ranked[0]
-    epochs = best.user_attrs.get("epochs", [])
-    record = next((r for r in epochs if r.get("epoch") == best.user_attrs.get("best_epoch")), {})
-    checkpoint = checkpoint_of(study, best)
+    best = TrialRecord.from_trial(ranked[0])
+    checkpoint = checkpoint_of(study, ranked[0])
+    test_names = list(dict.fromkeys((stored.test_metric, "test_accuracy")))
+    tests = ", ".join(f"{n.replace('_', ' ')} {number(best.metric(n))}" for n in test_names)
     lines = [
-        f"Trial {best.number}: {metric} **{_number(best.value)}** at epoch "
-        f"{best.user_attrs.get('best_epoch')} of {len(epochs)}; validation accuracy "
-        f"{_number(record.get('val_accuracy'))}, test accuracy "
-        f"{_number(best.user_attrs.get('test_accuracy'))} (read once, on the best epoch's "
+        f"Trial {best.number}: {stored.metric} **{number(best.value)}** at epoch "
+        f"{best.best_epoch} of {best.epochs_run}; validation accuracy "
+        f"{number(best.metric('val_accuracy'))}, {tests} (read once, on the best epoch's "
         "weights; never used for selection).",
         "",
     ]
-    lines += _markdown_table(
-        ["Parameter", "Value"], [[name, _number(v)] for name, v in best.params.items()]
-    )
+    lines += markdown_table(["Parameter", "Value"], [[name, v] for name, v in best.params.items()])
     lines.append("")
     if checkpoint is not None:
         lines.append(
@@ -224,27 +220,24 @@ def _best(study: optuna.Study, ranked: Sequence[FrozenTrial], metric: str) -> li
     return lines
 
 
-def _trials_table(trials: Sequence[FrozenTrial], metric: str) -> list[str]:
-    names = list(dict.fromkeys(name for t in trials for name in t.params))
-    headers = ["#", "State", metric, "Epochs", "Best epoch", "Val acc", "Test acc", *names]
-    rows = []
-    for trial in trials:
-        epochs = trial.user_attrs.get("epochs", [])
-        best_epoch = trial.user_attrs.get("best_epoch")
-        record = next((r for r in epochs if r.get("epoch") == best_epoch), {})
-        rows.append(
-            [
-                str(trial.number),
-                trial.state.name.lower(),
-                _number(trial.value),
-                str(len(epochs)),
-                str(best_epoch) if best_epoch is not None else "-",
-                _number(record.get("val_accuracy")),
-                _number(trial.user_attrs.get("test_accuracy")),
-                *[_number(trial.params.get(name)) for name in names],
-            ]
-        )
-    return _markdown_table(headers, rows) if rows else ["No trials yet."]
+def _trials_table(trials: Sequence[FrozenTrial], stored: StudyRecord) -> list[str]:
+    records = [TrialRecord.from_trial(t) for t in trials]
+    names = list(dict.fromkeys(name for r in records for name in r.params))
+    metric_names = list(dict.fromkeys(("val_accuracy", "test_accuracy", stored.test_metric)))
+    headers = ["#", "State", stored.metric, "Epochs", "Best epoch", *metric_names, *names]
+    rows = [
+        [
+            str(record.number),
+            record.state.name.lower(),
+            record.value,
+            str(record.epochs_run),
+            str(record.best_epoch) if record.best_epoch is not None else "-",
+            *[record.metric(name) for name in metric_names],
+            *[record.params.get(name) for name in names],
+        ]
+        for record in records
+    ]
+    return markdown_table(headers, rows) if rows else ["No trials yet."]
 
 
 # --------------------------------------------------------------------------- figures
@@ -404,29 +397,8 @@ def _copy_curves(
 # --------------------------------------------------------------------------- formatting
 
 
-def _markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-    return [line(headers), "|" + "|".join("---" for _ in headers) + "|", *map(line, rows)]
-
-
-def _number(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
-            return f"{value:.3g}"
-        return f"{value:.4f}"
-    return str(value)
-
-
 def _params_text(params: dict[str, Any]) -> str:
-    return ", ".join(f"`{k}={_number(v)}`" for k, v in params.items()) or "none searched"
+    return ", ".join(f"`{k}={number(v)}`" for k, v in params.items()) or "none searched"
 
 
 def _args_text(args: Any) -> str:

@@ -8,7 +8,6 @@ share one budget, so one command never overshoots the target whatever the worker
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import os
 import platform
@@ -22,22 +21,20 @@ from importlib import metadata
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
-import search
+from objectives.loop import free_device_memory
 from search.algorithms import build_pruner, build_sampler
-from search.config import StudyConfig
+from search.bridge import run_trial
+from search.config import StudyConfig, config_from_dict
+from search.drift import config_differences, describe
 from search.errors import ConfigError, StudyError, WorkerError
+from search.process import apply_worker_policy, threads_per_worker, trial_failure_tracebacks_hidden
+from search.record import CONFIG, ENQUEUE_INDEX, ENVIRONMENT, FINISHED, set_reason
 from search.space import grid
+from search.version import __version__
 from storage.rdb import open_storage
 from storage.urls import StorageUrl, parse_storage_url
-
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-CONFIG_ATTR = "config"
-ENVIRONMENT_ATTR = "environment"
-ENQUEUE_INDEX_ATTR = "enqueue_index"
-# Parts of the config that define what a trial means; changing them mid-study mixes results.
-DRIFT_KEYS = ("objective", "study.metric", "search", "fixed", "data")
 
 
 @dataclass
@@ -67,7 +64,7 @@ def open_study(
     )
     existing = _find_study(storage, config.study.name)
     if existing is not None:
-        stored = existing.user_attrs.get(CONFIG_ATTR)
+        stored = existing.user_attrs.get(CONFIG)
         if existing.direction.name.lower() != config.direction:
             raise ConfigError(
                 f"study {config.study.name!r} already exists in {storage_url.masked} with "
@@ -79,8 +76,7 @@ def open_study(
             if differences:
                 raise ConfigError(
                     f"study {config.study.name!r} in {storage_url.masked} was run with another "
-                    f"config ({'; '.join(differences[:6])}"
-                    f"{'; ...' if len(differences) > 6 else ''}); use a new --study-name, or "
+                    f"config ({describe(differences)}); use a new --study-name, or "
                     "pass --allow-config-change to continue it with the new config anyway"
                 )
     study, created = _create_or_load(config, storage, sampler, pruner, existing is None)
@@ -90,14 +86,14 @@ def open_study(
         # of its own (the process id), or it would sample what the others sample.
         offset = existing_trials + 7919 * worker_index + (0 if created else os.getpid())
         study.sampler = build_sampler(config, seed_offset=offset)
-    if not created and CONFIG_ATTR not in study.user_attrs:
+    if not created and CONFIG not in study.user_attrs:
         _wait_for_creator(study)
-    if CONFIG_ATTR not in study.user_attrs:
+    if CONFIG not in study.user_attrs:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             # The dashboard then says "val_loss" instead of "Objective 0".
             study.set_metric_names([config.study.metric])
-        study.set_user_attr(CONFIG_ATTR, config.to_dict(mask_password=True))
+        study.set_user_attr(CONFIG, config.to_dict(mask_password=True))
         _enqueue_once(study, config.enqueue)
     return study, created
 
@@ -139,7 +135,7 @@ def _wait_for_creator(study: optuna.Study, seconds: float = 10.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not study.get_trials(deepcopy=False):
         time.sleep(0.2)
-        if CONFIG_ATTR in study.user_attrs:
+        if CONFIG in study.user_attrs:
             return
 
 
@@ -149,10 +145,10 @@ def _enqueue_once(study: optuna.Study, entries: list[dict[str, Any]]) -> None:
     Entries are told apart by position, not by parameters, so a config may enqueue the same
     parameters twice on purpose (e.g. to see the run-to-run noise).
     """
-    done = {t.user_attrs.get(ENQUEUE_INDEX_ATTR) for t in study.get_trials(deepcopy=False)}
+    done = {t.user_attrs.get(ENQUEUE_INDEX) for t in study.get_trials(deepcopy=False)}
     for index, params in enumerate(entries):
         if index not in done:
-            study.enqueue_trial(params, user_attrs={ENQUEUE_INDEX_ATTR: index})
+            study.enqueue_trial(params, user_attrs={ENQUEUE_INDEX: index})
 
 
 def _find_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.study.Study | None:
@@ -160,80 +156,6 @@ def _find_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.study
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         return None
-
-
-def config_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """``path: old -> new`` for every difference in the parts that define the study."""
-    differences: list[str] = []
-    for key in DRIFT_KEYS:
-        old, new = _get_path(stored, key), _get_path(current, key)
-        differences.extend(_diff(key, old, new))
-    return differences
-
-
-def _get_path(data: dict[str, Any], dotted: str) -> Any:
-    node: Any = data
-    for part in dotted.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
-
-
-def _diff(path: str, old: Any, new: Any) -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        result: list[str] = []
-        for key in list(old) + [k for k in new if k not in old]:
-            result.extend(_diff(f"{path}.{key}", old.get(key), new.get(key)))
-        return result
-    if old != new:
-        return [f"{path}: {old!r} -> {new!r}"]
-    return []
-
-
-class _TrialFailureLogFilter(logging.Filter):
-    """Drops Optuna's per-failure warning (a traceback); ``run`` prints one line with the reason."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not (message.startswith("Trial ") and " failed with " in message)
-
-
-_TRIAL_FAILURE_FILTER = _TrialFailureLogFilter()
-_OPTIMIZE_LOGGER = "optuna.study._optimize"
-
-
-def hide_trial_failure_tracebacks() -> None:
-    """Keep Optuna from printing a traceback per failed trial (the reason is stored with it).
-
-    The CLI calls this unless ``--debug``; worker processes inherit the choice.
-    """
-    logger = logging.getLogger(_OPTIMIZE_LOGGER)
-    if _TRIAL_FAILURE_FILTER not in logger.filters:
-        logger.addFilter(_TRIAL_FAILURE_FILTER)
-
-
-def redeliver_lost_interrupts(signum: int = signal.SIGINT) -> None:
-    """Send a Ctrl-C / SIGTERM again when Python swallowed it.
-
-    A KeyboardInterrupt raised while a finalizer runs (``__del__``, a weakref callback) is
-    printed as "Exception ignored in ..." and dropped, and the command would go on training.
-    Raise it again at the next safe point instead, quietly.
-    """
-    if getattr(sys.unraisablehook, "_hpsearch", False):
-        return
-    previous = sys.unraisablehook
-
-    def hook(unraisable: Any) -> None:
-        if isinstance(unraisable.exc_value, KeyboardInterrupt):
-            os.kill(os.getpid(), signum)
-            return
-        previous(unraisable)
-
-    hook._hpsearch = True  # type: ignore[attr-defined]
-    sys.unraisablehook = hook
-
-
-def _trial_failure_tracebacks_hidden() -> bool:
-    return _TRIAL_FAILURE_FILTER in logging.getLogger(_OPTIMIZE_LOGGER).filters
 
 
 def environment(device: str, threads: int) -> dict[str, Any]:
@@ -245,7 +167,7 @@ def environment(device: str, threads: int) -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[package] = None
     return {
-        "hpsearch": search.__version__,
+        "hpsearch": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": device,
@@ -272,7 +194,7 @@ def count_finished(study: optuna.Study) -> int:
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
 
 
-def run_study(
+def optimize_study(
     config: StudyConfig,
     *,
     device: str,
@@ -283,8 +205,8 @@ def run_study(
 ) -> RunSummary:
     """Run trials until the study holds ``n_trials`` finished ones (or time / failures stop it)."""
     study, _ = open_study(config, allow_config_change=allow_config_change)
-    threads = _threads_per_worker(workers, config)
-    study.set_user_attr(ENVIRONMENT_ATTR, environment(device, threads))
+    threads = threads_per_worker(workers, config.spec.max_threads)
+    study.set_user_attr(ENVIRONMENT, environment(device, threads))
     target = effective_target(config)
     finished_before = count_finished(study)
     remaining = max(0, target - finished_before)
@@ -329,18 +251,6 @@ class _Budget:
     stop_code: Any
 
 
-def _threads_per_worker(workers: int, config: StudyConfig | None = None) -> int:
-    """``cores // workers`` torch threads, capped by what the objective can use.
-
-    Tiny models (the toy Transformer) run fastest on one thread: intra-op parallelism costs
-    more than it saves on their small matrices, and spinning threads collapse when another
-    process shares the cores. Use ``--workers`` to use more cores with them.
-    """
-    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    cap = config.spec.max_threads if config is not None else None
-    return min(threads, cap) if cap else threads
-
-
 def _work(
     study: optuna.Study,
     config: StudyConfig,
@@ -350,9 +260,6 @@ def _work(
     on_trial: TrialCallback | None,
     trials_run: list[int] | None = None,
 ) -> None:
-    from objectives.trial_run import free_device_memory
-
-    objective_fn = config.spec.load()
     last: list[FrozenTrial] = []
 
     def remember(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -362,10 +269,10 @@ def _work(
 
     def objective(trial: optuna.Trial) -> float:
         try:
-            return objective_fn(trial, config, device)
+            return run_trial(trial, config, device)
         except KeyboardInterrupt:
             # Also when it lands outside the training loop (sampling, building the model).
-            trial.set_user_attr("reason", "interrupted")
+            set_reason(trial, "interrupted")
             raise
 
     while True:
@@ -412,7 +319,7 @@ def _run_workers(
 ) -> _Budget:
     context = multiprocessing.get_context("spawn")
     budget = _Budget(context.Value("i", remaining), context.Value("i", 0), context.Value("i", 0))
-    quiet = _trial_failure_tracebacks_hidden()
+    quiet = trial_failure_tracebacks_hidden()
     processes = [
         context.Process(
             target=_worker_main,
@@ -480,18 +387,9 @@ def _worker_main(
 ) -> None:
     import torch
 
-    from search.config import config_from_dict
-
-    # The parent stops workers with SIGTERM (see _stop_workers); it ends a worker like Ctrl-C:
-    # the trial is recorded as failed, not left RUNNING.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    redeliver_lost_interrupts(signal.SIGTERM)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if quiet:
-        hide_trial_failure_tracebacks()
+    apply_worker_policy(quiet)
     config = config_from_dict(config_data)
-    torch.set_num_threads(_threads_per_worker(workers, config))
+    torch.set_num_threads(threads_per_worker(workers, config.spec.max_threads))
     try:
         study, _ = open_study(config, allow_config_change=True, worker_index=worker_index)
         # The monotonic clock is system-wide on Linux, so the parent's deadline holds here.

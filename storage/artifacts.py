@@ -1,8 +1,9 @@
-"""Trial artifacts in Optuna's artifact store: epoch tables, learning curves, model checkpoints.
+"""Trial and study artifacts in Optuna's artifact store: files per trial, model checkpoints.
 
-Every finished trial (complete or pruned) carries its per-epoch table as CSV and its learning
-curves as PNG, uploaded with :func:`optuna.artifacts.upload_artifact` while the trial still runs,
-so they appear under the trial in optuna-dashboard. The artifact files live in a folder
+The search layer renders each finished trial's per-epoch table and learning curves and attaches
+them here (:func:`upload_files`) while the trial still runs, so they appear under the trial in
+optuna-dashboard. This module stores, lists and withdraws files; it knows nothing of what a
+trial records. The artifact files live in a folder
 (:class:`~optuna.artifacts.FileSystemArtifactStore`) beside the SQLite file by default; the
 storage holds only their metadata (system attrs ``artifacts:<id>``).
 
@@ -22,8 +23,6 @@ lists a download whose file is gone. Listings here skip tombstones.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import math
 import re
@@ -40,7 +39,7 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import FrozenTrial, TrialState
 
-from search.errors import StorageError, StudyError
+from storage.errors import StorageError
 from storage.urls import default_artifact_dir, parse_storage_url
 
 ARTIFACTS_ATTR_PREFIX = "artifacts:"  # Optuna's key prefix for artifact metadata
@@ -50,7 +49,8 @@ BEST_CHECKPOINT_PREFIX = "best-model-trial-"
 TRIAL_CHECKPOINT_PREFIX = "model-trial-"
 CHECKPOINT_SUFFIX = ".tar.gz"
 KEEP_CHECKPOINTS = ("best", "none", "all")
-CSV_COLUMNS = ("epoch", "train_loss", "val_loss", "val_accuracy")
+# The value a trial holds now (its stored value, or a running trial's best so far), or None.
+ValueOf = Callable[[FrozenTrial], float | None]
 
 
 @dataclass(frozen=True)
@@ -69,15 +69,6 @@ def artifact_dir(configured: str | None, storage_url: str) -> Path:
     if configured:
         return Path(configured)
     return default_artifact_dir(parse_storage_url(storage_url))
-
-
-def study_artifact_dir(study: optuna.Study, storage_url: str) -> Path:
-    """The artifact folder of a stored study: its config's ``artifacts.dir`` or the default."""
-    config = study.user_attrs.get("config")
-    configured = None
-    if isinstance(config, dict):
-        configured = (config.get("artifacts") or {}).get("dir")
-    return artifact_dir(configured, storage_url)
 
 
 def open_store(directory: Path, *, create: bool) -> FileSystemArtifactStore:
@@ -155,76 +146,11 @@ def artifact_bytes(artifacts: Sequence[Artifact], directory: Path) -> int:
 # --------------------------------------------------------------------------- per-trial files
 
 
-def epoch_csv(records: Sequence[dict[str, Any]], best_epoch: int | None, test: float | None) -> str:
-    """The per-epoch table as CSV; ``test_accuracy`` filled on the best epoch's row only."""
-    extra = [k for r in records for k in r if k not in (*CSV_COLUMNS, "seconds")]
-    columns = [*CSV_COLUMNS, *dict.fromkeys(extra), "seconds", "test_accuracy"]
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for record in records:
-        row = {k: ("" if record.get(k) is None else record.get(k)) for k in columns}
-        is_best = record.get("epoch") == best_epoch and test is not None
-        row["test_accuracy"] = test if is_best else ""
-        writer.writerow(row)
-    return out.getvalue()
-
-
-def plot_learning_curves(
-    records: Sequence[dict[str, Any]], best_epoch: int | None, title: str, path: Path
-) -> None:
-    """Training and validation loss, and validation accuracy, by epoch; the best epoch marked."""
-    # The object API (no pyplot) draws with Agg and touches no global backend state.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    epochs = [r["epoch"] for r in records]
-
-    def series(key: str) -> list[float]:
-        return [math.nan if r.get(key) is None else float(r[key]) for r in records]
-
-    figure = Figure(figsize=(8, 3.2), dpi=80, layout="constrained")
-    FigureCanvasAgg(figure)
-    loss_axes, accuracy_axes = figure.subplots(1, 2)
-    loss_axes.plot(epochs, series("train_loss"), marker=".", label="training loss")
-    loss_axes.plot(epochs, series("val_loss"), marker=".", label="validation loss")
-    loss_axes.set_xlabel("epoch")
-    loss_axes.set_ylabel("loss")
-    accuracy_axes.plot(epochs, series("val_accuracy"), marker=".", color="tab:green")
-    accuracy_axes.set_xlabel("epoch")
-    accuracy_axes.set_ylabel("validation accuracy")
-    for axes in (loss_axes, accuracy_axes):
-        if best_epoch is not None:
-            axes.axvline(best_epoch, color="grey", linestyle="--", label=f"best epoch {best_epoch}")
-        axes.grid(alpha=0.3)
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    loss_axes.legend(fontsize="small")
-    figure.suptitle(title, fontsize="medium")
-    figure.savefig(path)
-
-
-def upload_trial_records(
-    trial: optuna.Trial,
-    directory: Path,
-    records: Sequence[dict[str, Any]],
-    best_epoch: int | None,
-    test_accuracy: float | None,
-) -> None:
-    """Attach the epoch table (CSV) and learning curves (PNG) to a still running trial."""
-    if not records:
-        return
+def upload_files(trial: optuna.Trial, directory: Path, files: Sequence[Path]) -> None:
+    """Attach files (e.g. an epoch table and its plot) to a still running trial."""
     store = open_store(directory, create=True)
-    title = f"trial {trial.number}: {len(records)} epochs, best epoch {best_epoch}"
-    if test_accuracy is not None:
-        title += f", test accuracy {test_accuracy:.4f}"
-    with tempfile.TemporaryDirectory(prefix="hpsearch-artifacts-") as scratch:
-        table = Path(scratch) / f"trial-{trial.number}-epochs.csv"
-        table.write_text(epoch_csv(records, best_epoch, test_accuracy), encoding="utf-8")
-        curves = Path(scratch) / f"trial-{trial.number}-curves.png"
-        plot_learning_curves(records, best_epoch, title, curves)
-        for path in (table, curves):
-            upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
+    for path in files:
+        upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -268,16 +194,6 @@ def _archive(save_model: Callable[[Path], None], scratch: Path, name: str) -> Pa
     return archive
 
 
-def _running_value(trial: FrozenTrial) -> float | None:
-    """A trial's value as it will be stored: COMPLETE's value, or a RUNNING trial's best epoch."""
-    if trial.state == TrialState.COMPLETE:
-        return trial.value
-    if trial.state == TrialState.RUNNING:
-        best = trial.user_attrs.get("best_epoch")
-        return trial.intermediate_values.get(best) if best is not None else None
-    return None
-
-
 def _better(a: float, b: float, maximize: bool) -> bool:
     return a > b if maximize else a < b
 
@@ -288,10 +204,13 @@ def save_checkpoint(
     keep: str,
     value: float,
     save_model: Callable[[Path], None],
+    value_of: ValueOf,
 ) -> str | None:
     """Save a finishing trial's model per ``keep``; return the artifact id, or None if not kept.
 
     Called while the trial still runs, after training; ``value`` is what the trial will return.
+    ``value_of`` reads another trial's value as it stands (the search layer knows where a
+    running trial keeps its best epoch).
     With ``best`` the model is uploaded only when it beats every complete trial (and every
     other trial now holding the best checkpoint), and then superseded checkpoints are withdrawn.
     Workers finishing at once may both upload; the last withdrawal keeps only the best.
@@ -319,7 +238,7 @@ def save_checkpoint(
         by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
         for _, number in best_checkpoints(study):
             holder = by_number.get(number)
-            v = _running_value(holder) if holder is not None else None
+            v = value_of(holder) if holder is not None else None
             if v is not None and number != trial.number:
                 rivals.append(v)
         if all(_better(value, v, maximize) for v in rivals):
@@ -328,12 +247,15 @@ def save_checkpoint(
             artifact_id = upload_artifact(
                 artifact_store=store, file_path=str(archive), study_or_trial=study
             )
-    withdraw_superseded(study, store, own=(trial.number, value))
+    withdraw_superseded(study, store, value_of, own=(trial.number, value))
     return artifact_id
 
 
 def withdraw_superseded(
-    study: optuna.Study, store: FileSystemArtifactStore, own: tuple[int, float] | None = None
+    study: optuna.Study,
+    store: FileSystemArtifactStore,
+    value_of: ValueOf,
+    own: tuple[int, float] | None = None,
 ) -> list[int]:
     """Withdraw every ``best-model`` checkpoint but the best one; return the withdrawn trials.
 
@@ -348,7 +270,7 @@ def withdraw_superseded(
         holder = by_number.get(number)
         value = own[1] if own is not None and own[0] == number else None
         if value is None and holder is not None:
-            value = _running_value(holder)
+            value = value_of(holder)
         if value is None or not math.isfinite(value):
             # A RUNNING holder without a best epoch cannot exist; other states are stale.
             stale.append((artifact, number))
@@ -382,7 +304,7 @@ def extract_checkpoint(store: FileSystemArtifactStore, artifact: Artifact, targe
     try:
         reader = store.open_reader(artifact.artifact_id)
     except ArtifactNotFound as e:
-        raise StudyError(
+        raise StorageError(
             f"the file of artifact {artifact.filename} ({artifact.artifact_id}) is missing from "
             "the artifact folder; pass the --storage the study was run with, or retrain with "
             "`hpsearch export` + `hpsearch run`"

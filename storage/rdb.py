@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 import sqlalchemy.exc
 
-from search.errors import StorageError
+from storage.errors import StorageError
 from storage.urls import StorageUrl
 
 # Seconds a SQLite connection waits for a lock before giving up. Workers hold write locks for

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from search.errors import StorageError
+from storage.errors import StorageError
 
 SUPPORTED_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 

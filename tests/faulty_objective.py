@@ -7,10 +7,10 @@
 - ``lr == NAN_LR``: the classifier starts with infinite bias, so the loss is NaN from the first
   step (a diverged run).
 
-Run as a script it is the ``hpsearch`` CLI with this objective registered. Worker processes
-(started with ``spawn``) import the main script again as ``__mp_main__``, so they register it
-too. Imported as a module (by a test, or to load the entry) it registers nothing. No product
-code knows about this objective.
+Run as a script it is the ``hpsearch`` CLI with this objective registered (through the public
+``register_objective``). Worker processes (started with ``spawn``) import the main script again
+as ``__mp_main__``, so they register it too. Imported as a module (by a test, or to load the
+builder) it registers nothing. No product code knows about this objective.
 """
 
 from __future__ import annotations
@@ -18,50 +18,43 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
-from typing import Any, cast
 
-import optuna
-
-from objectives.specs import OBJECTIVES, TOY_TRANSFORMER
-from search.config import StudyConfig
+from objectives.loop import TrainingJob
+from objectives.registry import register_objective
+from objectives.specs import TOY_TRANSFORMER, BuildRequest, ToyDataConfig
 
 BAD_DATA_LR = 0.002
 NAN_LR = 0.003
 
 FAULTY_TOY = dataclasses.replace(
-    TOY_TRANSFORMER, name="faulty_toy", entry="tests.faulty_objective:objective"
+    TOY_TRANSFORMER, name="faulty_toy", builder="tests.faulty_objective:build"
 )
 if __name__ in ("__main__", "__mp_main__"):  # the script, and its spawned workers
-    cast(dict[str, Any], OBJECTIVES)[FAULTY_TOY.name] = FAULTY_TOY
+    register_objective(FAULTY_TOY)
 
 
-def objective(trial: optuna.Trial, config: StudyConfig, device: str) -> float:
+def build(request: BuildRequest) -> TrainingJob:
     import torch
 
     from objectives.toy_transformer import ToyTransformer, loop_data, make_task
-    from objectives.trial_run import TrainingJob, run_trial
-    from search.space import sample_params
 
-    params = sample_params(trial, config)
-
-    def build(seed: int) -> TrainingJob:
-        splits = make_task(config.data_config(), config.study.seed)  # type: ignore[arg-type]
-        torch.manual_seed(seed)
-        vocab_size = splits.num_classes if params["lr"] == BAD_DATA_LR else splits.vocab_size
-        model = ToyTransformer(
-            vocab_size,
-            splits.seq_len,
-            splits.num_classes,
-            params["hidden_dim"],
-            params["num_heads"],
-            params["num_layers"],
-            params["dropout"],
-        )
-        if params["lr"] == NAN_LR:
-            model.head.bias.data.fill_(math.inf)
-        return TrainingJob(model=model, data=loop_data(splits, params["batch_size"], seed))
-
-    return run_trial(trial, config, params, build, device)
+    params = request.params
+    assert isinstance(request.data, ToyDataConfig)
+    splits = make_task(request.data, request.data_seed)
+    torch.manual_seed(request.seed)
+    vocab_size = splits.num_classes if params["lr"] == BAD_DATA_LR else splits.vocab_size
+    model = ToyTransformer(
+        vocab_size,
+        splits.seq_len,
+        splits.num_classes,
+        params["hidden_dim"],
+        params["num_heads"],
+        params["num_layers"],
+        params["dropout"],
+    )
+    if params["lr"] == NAN_LR:
+        model.head.bias.data.fill_(math.inf)
+    return TrainingJob(model=model, data=loop_data(splits, params["batch_size"], request.seed))
 
 
 if __name__ == "__main__":

@@ -332,13 +332,13 @@ def test_bad_input_is_one_line_exit_2_and_leaves_the_storage_untouched(
     args: list[str],
     expected: str,
 ) -> None:
-    from objectives.specs import OBJECTIVES
+    from objectives import registry
     from tests.faulty_objective import FAULTY_TOY
 
     before = {path: digest(path) for path in (case_folder / "hp.db", case_folder / "study.yaml")}
     filled = _filled(args, case_folder)
     if filled[0] == "faulty":  # what tests/faulty_objective.py does as a script
-        monkeypatch.setitem(OBJECTIVES, FAULTY_TOY.name, FAULTY_TOY)  # type: ignore[index]
+        monkeypatch.setitem(registry._REGISTERED, FAULTY_TOY.name, FAULTY_TOY)
         filled = filled[1:]
     monkeypatch.chdir(case_folder)
     code, err = call_main(filled)

@@ -75,7 +75,7 @@ def test_two_commands_at_once_on_a_fresh_postgres_database(
     numbers = [t.number for t in trials]
     assert sorted(numbers) == list(range(len(trials))), "no lost or duplicated trial numbers"
     finished = [t for t in trials if t.state == TrialState.COMPLETE]
-    # Separate commands may overshoot by at most one trial each (DESIGN.md).
+    # Separate commands may overshoot by at most one trial each (docs/architecture.md).
     assert 3 <= len(finished) <= 5 and len(finished) == len(trials)
     assert [t.params for t in trials].count(enqueue[0]) == 1, "enqueued once, not per command"
 

@@ -263,7 +263,7 @@ def test_two_commands_at_once_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
     assert (code1, code2) == (0, 0), (err1, err2)
     trials = load_trials(folder)
     assert sorted(t.number for t in trials) == list(range(len(trials)))
-    # Separate commands may overshoot by at most one trial each (DESIGN.md).
+    # Separate commands may overshoot by at most one trial each (docs/architecture.md).
     assert 3 <= len(trials) <= 5 and set(states(trials)) == {"COMPLETE"}
     assert [t.params for t in trials].count(enqueue[0]) == 1, "enqueued once, not per command"
     assert len({t.params["lr"] for t in trials}) == len(trials), "the commands sample apart"

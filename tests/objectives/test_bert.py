@@ -173,7 +173,7 @@ def load(tmp_path: Path, name: str = "bert-micro") -> optuna.Study:
 
 def run_in_process(config: dict[str, Any]) -> None:
     from search.config import config_from_dict
-    from search.study import run_study
+    from search.study import optimize_study as run_study
 
     run_study(config_from_dict(config), device="cpu")
 
@@ -326,7 +326,8 @@ def test_sentence_pairs_string_labels_and_unlabelled_test(tiny_bert: Path, tmp_p
     # The checkpoint is the model and tokenizer as save_pretrained writes them, labels named.
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from storage.artifacts import checkpoint_of, extract_checkpoint, open_store, study_artifact_dir
+    from search.trial_files import study_artifact_dir
+    from storage.artifacts import checkpoint_of, extract_checkpoint, open_store
 
     artifact = checkpoint_of(study, trial)
     assert artifact is not None
@@ -438,6 +439,7 @@ def test_precheck_rejects_bad_data_and_model_paths(
 ) -> None:
     from search.config import config_from_dict
     from search.errors import ConfigError
+    from search.prepare import check_buildable
 
     data_dir = sentiment_dir(tmp_path / "data", train=20, evaluation=10)
     changes, expected = _data_cases(data_dir)[case]
@@ -446,7 +448,7 @@ def test_precheck_rejects_bad_data_and_model_paths(
         config[section] = {**config[section], **values} if section == "fixed" else values
     study_config = config_from_dict(config, "study.yaml")
     with pytest.raises(ConfigError) as error:
-        study_config.spec.check(study_config, "study.yaml")
+        check_buildable(study_config, "study.yaml")
     message = str(error.value)
     assert message.startswith("study.yaml: ") and expected in message
     assert "\n" not in message
@@ -526,4 +528,6 @@ def test_bert_study_configs(tmp_path: Path) -> None:
     local = load_config(REPO / "study_configs" / "bert_minilm_local.yaml", [f"data.dir={data_dir}"])
     assert local.fixed["model"] == "minilm-l6" and local.search["lr"].log
     assert {"model", "epochs", "max_length"} <= set(local.fixed)
-    local.spec.check(local, "bert_minilm_local.yaml")  # the alias and the folder pass
+    from search.prepare import check_buildable
+
+    check_buildable(local, "bert_minilm_local.yaml")  # the alias and the folder pass

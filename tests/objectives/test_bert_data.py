@@ -13,9 +13,9 @@ import torch
 
 from objectives.bert import TokenizationCache, TokenizedTask
 from objectives.classification_metrics import classification_metrics
+from objectives.errors import DataError
 from objectives.specs import BertDataConfig
 from objectives.text_data import check_data, read_task, split_files
-from search.errors import ConfigError, DataError
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -61,7 +61,7 @@ def test_dir_reads_exactly_train_validation_test(tmp_path: Path) -> None:
 def test_dir_with_two_train_files_is_ambiguous(tmp_path: Path) -> None:
     write_csv(tmp_path / "train.csv", numbered_rows(4))
     (tmp_path / "train.jsonl").write_text('{"sentence": "a", "label": 0}\n')
-    with pytest.raises(ConfigError, match="several train files"):
+    with pytest.raises(DataError, match="several train files"):
         check_data(BertDataConfig(dir=str(tmp_path)))
 
 

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from objectives.trial_run import TRAINING_SEED_ATTR
 from search.cli import main
 from search.config import config_from_dict, load_config
+from search.record import TRAINING_SEED as TRAINING_SEED_ATTR
 from search.retrain import plan_retrain, retrain, run_seeds
 from search.stats import NO_DIFFERENCE
 from search.study import open_study

@@ -12,7 +12,8 @@ from optuna.trial import TrialState
 
 from search.config import load_config
 from search.errors import ConfigError
-from search.study import open_existing_study, run_study
+from search.study import open_existing_study
+from search.study import optimize_study as run_study
 
 
 def run(path: Path, *overrides: str, **kwargs) -> optuna.Study:
@@ -148,25 +149,25 @@ def test_diverged_trial_is_pruned_with_its_reason(
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
     # A real toy model whose weights already overflow: the bridge must prune it as diverged.
+    import dataclasses
     import math
 
+    from objectives.loop import TrainingJob
+    from objectives.registry import register_objective
+    from objectives.specs import TOY_TRANSFORMER, BuildRequest
     from objectives.toy_transformer import ToyTransformer, loop_data, make_task
-    from objectives.trial_run import TrainingJob, run_trial
-    from search.space import sample_params
+    from search.bridge import run_trial
 
-    config = load_config(write_config({"study": {"n_trials": 1}}))
-
-    def build(seed: int) -> TrainingJob:
-        splits = make_task(config.data_config(), 0)
+    def build(request: BuildRequest) -> TrainingJob:
+        splits = make_task(request.data, 0)  # type: ignore[arg-type]
         model = ToyTransformer(splits.vocab_size, splits.seq_len, splits.num_classes, 16, 1, 1, 0.0)
         model.head.bias.data.fill_(math.inf)
-        return TrainingJob(model=model, data=loop_data(splits, 32, seed))
+        return TrainingJob(model=model, data=loop_data(splits, 32, request.seed))
 
+    register_objective(dataclasses.replace(TOY_TRANSFORMER, name="overflowing_toy", builder=build))
+    config = load_config(write_config({"study": {"n_trials": 1}, "objective": "overflowing_toy"}))
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'div.db'}")
-    study.optimize(
-        lambda trial: run_trial(trial, config, sample_params(trial, config), build, "cpu"),
-        n_trials=1,
-    )
+    study.optimize(lambda trial: run_trial(trial, config, "cpu"), n_trials=1)
     trial = study.get_trials()[0]
     assert trial.state == TrialState.PRUNED
     assert trial.user_attrs["reason"] == "diverged: non-finite loss in epoch 1"

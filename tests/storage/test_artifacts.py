@@ -24,7 +24,8 @@ from search.config import config_from_dict
 from search.delete import delete_study
 from search.errors import StudyError
 from search.export import export_model
-from search.study import run_study
+from search.record import running_value
+from search.study import optimize_study as run_study
 from storage.artifacts import (
     BEST_CHECKPOINT_PREFIX,
     all_artifacts,
@@ -207,21 +208,21 @@ def test_concurrent_finishers_leave_only_the_best_checkpoint(tmp_path: Path) -> 
     study, folder = _checkpoint_study(tmp_path)
     first = study.ask()
     _report(first, 0.5)
-    assert save_checkpoint(first, folder, "best", 0.5, _write_weights("first"))
+    assert save_checkpoint(first, folder, "best", 0.5, _write_weights("first"), running_value)
     _finish(study, first, 0.5)
     # Two workers finish at once; the worse one saves first and is withdrawn by the better one.
     worse, better = study.ask(), study.ask()
     _report(worse, 0.4)
     _report(better, 0.3)
-    assert save_checkpoint(worse, folder, "best", 0.4, _write_weights("worse"))
-    assert save_checkpoint(better, folder, "best", 0.3, _write_weights("better"))
+    assert save_checkpoint(worse, folder, "best", 0.4, _write_weights("worse"), running_value)
+    assert save_checkpoint(better, folder, "best", 0.3, _write_weights("better"), running_value)
     assert [n for _, n in best_checkpoints(study)] == [better.number]
     _finish(study, worse, 0.4)
     _finish(study, better, 0.3)
     # A later, worse trial saves nothing and leaves the best alone.
     late = study.ask()
     _report(late, 0.9)
-    assert save_checkpoint(late, folder, "best", 0.9, _write_weights("late")) is None
+    assert save_checkpoint(late, folder, "best", 0.9, _write_weights("late"), running_value) is None
     _finish(study, late, 0.9)
     assert study.best_trial.number == better.number
     assert [n for _, n in best_checkpoints(study)] == [better.number]
@@ -236,15 +237,15 @@ def test_the_reverse_order_and_a_failed_holder_are_cleaned_up_too(tmp_path: Path
     _report(better, 0.3)
     _report(worse, 0.4)
     # `worse` checked before `better` uploaded, so it saves too; its cleanup withdraws itself.
-    assert save_checkpoint(better, folder, "best", 0.3, _write_weights("better"))
-    save_checkpoint(worse, folder, "best", 0.4, _write_weights("worse"))
+    assert save_checkpoint(better, folder, "best", 0.3, _write_weights("better"), running_value)
+    save_checkpoint(worse, folder, "best", 0.4, _write_weights("worse"), running_value)
     assert [n for _, n in best_checkpoints(study)] == [better.number]
     # The best holder then fails after saving: the next finisher withdraws the stale file.
     study.tell(better, state=TrialState.FAIL)
     _finish(study, worse, 0.4)
     late = study.ask()
     _report(late, 0.35)
-    assert save_checkpoint(late, folder, "best", 0.35, _write_weights("late"))
+    assert save_checkpoint(late, folder, "best", 0.35, _write_weights("late"), running_value)
     assert [n for _, n in best_checkpoints(study)] == [late.number]
     assert len(list(folder.iterdir())) == 1
 
@@ -255,7 +256,7 @@ def test_keep_all_and_none(tmp_path: Path, keep: str) -> None:
     for value in (0.5, 0.3, 0.4):
         trial = study.ask()
         _report(trial, value)
-        save_checkpoint(trial, folder, keep, value, _write_weights(str(value)))
+        save_checkpoint(trial, folder, keep, value, _write_weights(str(value)), running_value)
         _finish(study, trial, value)
     assert study_artifacts(study) == []
     saved = [checkpoint_of(study, t) for t in study.trials]

@@ -9,7 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.errors import StorageError
+from storage.errors import StorageError
 from storage.rdb import open_storage
 from storage.urls import parse_storage_url
 

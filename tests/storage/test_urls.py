@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from search.errors import StorageError
+from storage.errors import StorageError
 from storage.urls import default_artifact_dir, mask_password, parse_storage_url
 
 

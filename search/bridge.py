@@ -1,0 +1,122 @@
+"""The bridge between one Optuna trial and one training run.
+
+It samples the trial's parameters, asks the objective to build model and data for them
+(``spec.build``), trains with the one loop, reports the study metric after every epoch, prunes
+when the pruner says so, and records what a trial records (``search/record.py``): per-epoch
+``epochs``, ``best_epoch``, the best epoch's test metrics, and a ``reason`` for every trial that
+did not simply run all its epochs. Its files (epoch table, curves, checkpoint) go to the artifact
+store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from objectives.loop import EpochRecord, LoopResult, LoopSettings, TrainingJob, train
+from objectives.specs import BuildRequest
+from search.config import StudyConfig
+from search.record import TrialWriter, running_value, training_seed_of, write_study_facts
+from search.space import sample_params
+from search.trial_files import config_artifact_dir, upload_trial_files
+from storage.artifacts import save_checkpoint
+
+
+def loop_settings(params: dict[str, Any], config: StudyConfig) -> LoopSettings:
+    return LoopSettings(
+        epochs=params["epochs"],
+        lr=params["lr"],
+        metric=config.study.metric,
+        maximize=config.maximize,
+        weight_decay=params["weight_decay"],
+        warmup_ratio=params["warmup_ratio"],
+        max_grad_norm=params["max_grad_norm"],
+        early_stopping_patience=params["early_stopping_patience"],
+    )
+
+
+def run_trial(trial: optuna.Trial, config: StudyConfig, device: str) -> float:
+    """Train one sampled configuration as this trial; return the metric at its best epoch."""
+    params = sample_params(trial, config)
+    metric = config.study.metric
+    settings = loop_settings(params, config)
+    writer = TrialWriter(trial)
+    seed = training_seed_of(trial)
+
+    def on_epoch(record: EpochRecord, improved: bool) -> None:
+        writer.epoch(record.to_dict(), improved)
+        value = record.metric(metric)
+        trial.report(value, record.epoch)
+        # Pruning after the last epoch saves nothing and would throw away the trial's test
+        # evaluation and checkpoint: a trial that ran all its epochs completes.
+        if record.epoch < settings.epochs and trial.should_prune():
+            writer.reason(f"pruned at epoch {record.epoch}: {metric}={value:.4g} by the pruner")
+            raise optuna.TrialPruned(f"pruned at epoch {record.epoch}")
+
+    try:
+        job = config.spec.build(
+            BuildRequest(
+                params=params,
+                data=config.data_config(),
+                data_seed=config.study.seed,
+                seed=config.study.seed if seed is None else seed,
+                device=device,
+            )
+        )
+        writer.attrs(job.trial_attrs)
+        write_study_facts(trial.study, job.study_attrs)
+        try:
+            result = train(job.model, job.data, settings, device, on_epoch)
+            _save_checkpoint(trial, config, result, job)
+        finally:
+            del job
+    except optuna.TrialPruned:
+        _upload_files(trial, config, writer, {})
+        raise
+    except KeyboardInterrupt:
+        writer.reason("interrupted")
+        raise
+    except Exception as e:
+        writer.reason(f"failed: {type(e).__name__}: {e}")
+        raise
+
+    writer.throughput(result.train_samples, result.train_seconds)
+    if result.stop_reason == "diverged":
+        _upload_files(trial, config, writer, {})
+        epoch = len(result.epochs) + 1
+        writer.reason(f"diverged: non-finite loss in epoch {epoch}")
+        raise optuna.TrialPruned(f"diverged in epoch {epoch}")
+    if result.best_epoch is None or result.best_value is None:
+        raise RuntimeError("the training loop finished no epoch")
+    writer.finished(result.best_epoch, result.test_metrics)
+    _upload_files(trial, config, writer, result.test_metrics or {})
+    if result.stop_reason == "early_stopped":
+        writer.reason(
+            f"early_stopped after epoch {len(result.epochs)}: no better {metric} for "
+            f"{settings.early_stopping_patience} epochs"
+        )
+    return result.best_value
+
+
+def _upload_files(
+    trial: optuna.Trial, config: StudyConfig, writer: TrialWriter, test: dict[str, float]
+) -> None:
+    """Epoch table and learning curves as trial artifacts (pruned trials: their epochs so far)."""
+    upload_trial_files(trial, config_artifact_dir(config), writer.epochs, writer.best_epoch, test)
+
+
+def _save_checkpoint(
+    trial: optuna.Trial, config: StudyConfig, result: LoopResult, job: TrainingJob
+) -> None:
+    """The best epoch's model (the model holds it after ``train``) per ``keep_checkpoints``."""
+    if job.save_model is None or result.best_value is None or result.stop_reason == "diverged":
+        return
+    save_checkpoint(
+        trial,
+        config_artifact_dir(config),
+        config.artifacts.keep_checkpoints,
+        result.best_value,
+        job.save_model,
+        running_value,
+    )

@@ -1,0 +1,109 @@
+"""What every command shares: the one-line argparse parser, argument types, common options."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, NoReturn
+
+from search.config import DEFAULT_STORAGE, StudyConfig, load_config
+from search.errors import HpsearchError
+
+EXIT_OK, EXIT_STOPPED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(HpsearchError):
+    """A command line argparse refused."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (argparse prints a multi-line usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
+def add_storage(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--storage", metavar="URL", help=f"storage URL (default {DEFAULT_STORAGE})")
+
+
+def add_device(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="auto = CUDA when available, else CPU (default auto)",
+    )
+
+
+def add_set(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value by dotted path, e.g. --set fixed.epochs=5 (repeatable)",
+    )
+
+
+def add_study(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("study", metavar="STUDY", help="study name")
+    add_storage(sub)
+
+
+def storage_of(args: argparse.Namespace) -> str:
+    return str(getattr(args, "storage", None) or DEFAULT_STORAGE)
+
+
+def load(args: argparse.Namespace) -> StudyConfig:
+    """The config file with ``--set`` overrides and the study flags applied."""
+    config = load_config(args.config, list(args.overrides))
+    updates: dict[str, Any] = {}
+    if getattr(args, "storage", None):
+        updates["storage"] = args.storage
+    if getattr(args, "study_name", None):
+        updates["name"] = args.study_name
+    if getattr(args, "n_trials", None):
+        updates["n_trials"] = args.n_trials
+    if getattr(args, "timeout", None):
+        updates["timeout"] = args.timeout
+    if updates:
+        config = config.model_copy(update={"study": config.study.model_copy(update=updates)})
+    return config
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def port(text: str) -> int:
+    value = non_negative_int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"must be a port between 1 and 65535, got {value}")
+    return value

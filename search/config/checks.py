@@ -1,0 +1,205 @@
+"""Checks across keys that the schema alone cannot express (parameters against the objective).
+
+Each failure is a ConfigError whose message is one line: file, key path, value, and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from objectives.specs import ParamRule, ParamValues
+from search.config.schema import CategoricalSpace, FloatSpace, IntSpace, StudyConfig
+from search.errors import ConfigError
+
+Fail = Callable[[str, str], None]
+
+
+def one_line(text: str) -> str:
+    # Keys and values come from the user's file and may hold line breaks; the message may not.
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def check_semantics(config: StudyConfig, source: str) -> None:
+    spec = config.spec
+
+    def fail(path: str, message: str) -> None:
+        raise ConfigError(one_line(f"{source}: {path}: {message}"))
+
+    if config.study.metric not in spec.study_metrics:
+        fail(
+            "study.metric",
+            f"{config.study.metric!r} is not a metric of objective {spec.name!r}; "
+            f"choose one of {', '.join(spec.study_metrics)}",
+        )
+    if config.study.heartbeat_grace <= config.study.heartbeat_interval:
+        fail(
+            "study.heartbeat_grace",
+            f"must be larger than study.heartbeat_interval ({config.study.heartbeat_interval}), "
+            f"got {config.study.heartbeat_grace}",
+        )
+    known = ", ".join(spec.params)
+    for name, value in config.fixed.items():
+        rule = spec.params.get(name)
+        if rule is None:
+            fail(f"fixed.{name}", f"unknown parameter for {spec.name}; known: {known}")
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            fail(f"fixed.{name}", f"must be a finite number, got {value!r}")
+        problem = rule.check(value)
+        if problem:
+            fail(f"fixed.{name}", problem)
+    for name, space in config.search.items():
+        rule = spec.params.get(name)
+        if rule is None:
+            fail(f"search.{name}", f"unknown parameter for {spec.name}; known: {known}")
+            continue
+        if name in config.fixed:
+            fail(
+                f"search.{name}",
+                "is both fixed and searched; remove it from `fixed:` or from `search:`",
+            )
+        _check_space(f"search.{name}", space, rule, fail)
+    if config.sampler.name == "grid":
+        bad = [name for name, space in config.search.items() if space.type != "categorical"]
+        if bad:
+            fail(
+                "sampler.name",
+                "the grid sampler needs categorical parameters only; "
+                f"make these categorical or use another sampler: {', '.join(bad)}",
+            )
+    _check_constraints(config, fail)
+    for index, entry in enumerate(config.enqueue):
+        for name, value in entry.items():
+            path = f"enqueue[{index}].{name}"
+            if name not in config.search:
+                hint = " (it is fixed; remove it here)" if name in config.fixed else ""
+                fail(path, f"not a searched parameter{hint}; searched: {', '.join(config.search)}")
+            space = config.search[name]
+            if not _space_contains(space, value):
+                fail(path, f"{value!r} lies outside the search space {_describe_space(space)}")
+    try:
+        config.data_config()
+    except ValidationError as e:
+        raise ConfigError(_format_data_error(e, source)) from e
+
+
+def _check_space(path: str, space: Any, rule: ParamRule, fail: Fail) -> None:
+    if isinstance(space, CategoricalSpace):
+        for choice in space.choices:
+            problem = rule.check(choice)
+            if problem:
+                fail(f"{path}.choices", f"choice {choice!r}: {problem}")
+        if len({repr(c) for c in space.choices}) != len(space.choices):
+            fail(f"{path}.choices", f"repeated choice in {space.choices!r}")
+        return
+    if rule.kind is str:
+        fail(
+            f"{path}.type",
+            f"this parameter takes text values; use type: categorical, got {space.type}",
+        )
+    if rule.kind is int and isinstance(space, FloatSpace):
+        fail(f"{path}.type", "this parameter is an integer; use type: int or categorical")
+    for bound in ("low", "high"):
+        if not math.isfinite(getattr(space, bound)):
+            fail(f"{path}.{bound}", f"must be a finite number, got {getattr(space, bound)!r}")
+    if space.low > space.high:
+        fail(f"{path}.low", f"low ({space.low!r}) is greater than high ({space.high!r})")
+    if space.log and space.low <= 0:
+        fail(f"{path}.low", f"log: true needs low > 0, got {space.low!r}")
+    if isinstance(space, FloatSpace) and space.log and space.step is not None:
+        fail(f"{path}.step", "step and log: true cannot be combined")
+    if isinstance(space, IntSpace) and space.log and space.step != 1:
+        fail(f"{path}.step", "step and log: true cannot be combined")
+    for bound in ("low", "high"):
+        problem = rule.check(getattr(space, bound))
+        if problem:
+            fail(f"{path}.{bound}", problem)
+
+
+def _space_contains(space: Any, value: Any) -> bool:
+    if isinstance(space, CategoricalSpace):
+        # Equal values, and a boolean only for a boolean choice: True is not the choice 1.
+        return any(
+            value == choice and isinstance(value, bool) == isinstance(choice, bool)
+            for choice in space.choices
+        )
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(space, IntSpace) and not isinstance(value, int):
+        return False
+    return space.low <= value <= space.high
+
+
+def _describe_space(space: Any) -> str:
+    if isinstance(space, CategoricalSpace):
+        return f"choices {space.choices!r}"
+    return f"[{space.low!r}, {space.high!r}]"
+
+
+def param_values(config: StudyConfig) -> ParamValues:
+    """Every value each parameter can take: its fixed value, its choices, or None for a range."""
+    values: dict[str, list[Any] | None] = {}
+    for name, rule in config.spec.params.items():
+        if name in config.search:
+            space = config.search[name]
+            if isinstance(space, CategoricalSpace):
+                values[name] = list(space.choices)
+            elif isinstance(space, IntSpace) and (space.high - space.low) // space.step < 4096:
+                values[name] = list(range(space.low, space.high + 1, space.step))
+            else:
+                values[name] = None
+        else:
+            values[name] = [config.fixed.get(name, rule.default)]
+    return values
+
+
+def _check_constraints(config: StudyConfig, fail: Fail) -> None:
+    """The objective's rules over several parameters, for every combination and enqueued set."""
+    values = param_values(config)
+    for constraint in config.spec.constraints:
+        ranges = [name for name in constraint.names if values.get(name) is None]
+        if ranges:
+            others = ", ".join(n for n in constraint.names if n != ranges[0])
+            fail(
+                f"search.{ranges[0]}",
+                f"use categorical choices (or int) so every combination with {others} can be "
+                f"checked ({constraint.message})",
+            )
+        bad = ["/".join(map(str, c)) for c in config.spec.broken_combinations(constraint, values)]
+        if bad:
+            fail(
+                "search",
+                f"{constraint.message} for every combination; bad pairs "
+                f"({'/'.join(constraint.names)}): {', '.join(bad[:12])}"
+                f"{' ...' if len(bad) > 12 else ''}",
+            )
+        for index, entry in enumerate(config.enqueue):
+            chosen = {name: [entry.get(name, config.fixed.get(name))] for name in constraint.names}
+            broken = config.spec.broken_combinations(constraint, chosen)
+            if broken:
+                pairs = zip(constraint.names, broken[0], strict=True)
+                fail(
+                    f"enqueue[{index}]",
+                    f"{constraint.message}: {', '.join(f'{n}={v}' for n, v in pairs)}",
+                )
+
+
+def _format_data_error(error: ValidationError, source: str) -> str:
+    first = error.errors(include_url=False)[0]
+    path = ".".join(["data", *(str(p) for p in first["loc"])])
+    if first["type"] == "extra_forbidden":
+        return one_line(f"{source}: {path}: unknown key")
+    return one_line(f"{source}: {path}: {first['msg']}, got {first.get('input')!r}")
+
+
+def with_defaults(config: StudyConfig) -> StudyConfig:
+    """Fill ``fixed`` with the default of every parameter that is neither fixed nor searched."""
+    fixed = dict(config.fixed)
+    for name, rule in config.spec.params.items():
+        if name not in config.search and name not in fixed:
+            fixed[name] = rule.default
+    return config.model_copy(update={"fixed": fixed})

@@ -1,0 +1,127 @@
+"""The study config's one schema: typed, frozen sections (pydantic), one per YAML section."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from objectives.registry import get_objective
+from objectives.specs import ObjectiveSpec
+from storage.urls import mask_password as masked
+
+DEFAULT_STORAGE = "sqlite:///studies/hpsearch.db"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class StudySection(_Section):
+    name: str = Field(min_length=1, max_length=512)
+    storage: str = DEFAULT_STORAGE
+    metric: str = "val_loss"
+    n_trials: int = Field(30, ge=1)
+    timeout: float | None = Field(None, gt=0)
+    seed: int = Field(0, ge=0)
+    heartbeat_interval: int = Field(30, ge=1)
+    heartbeat_grace: int = Field(90, ge=2)
+    max_consecutive_failures: int = Field(5, ge=1)
+
+
+class SamplerSection(_Section):
+    name: Literal["tpe", "random", "grid", "cmaes", "gp", "qmc"] = "tpe"
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class PrunerSection(_Section):
+    name: Literal[
+        "median",
+        "percentile",
+        "successive_halving",
+        "hyperband",
+        "patient",
+        "threshold",
+        "wilcoxon",
+        "none",
+    ] = "median"
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class FloatSpace(_Section):
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = Field(None, gt=0)
+
+
+class IntSpace(_Section):
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+    step: int = Field(1, ge=1)
+
+
+class CategoricalSpace(_Section):
+    type: Literal["categorical"]
+    choices: list[Any] = Field(min_length=1)
+
+
+ParamSpace = Annotated[FloatSpace | IntSpace | CategoricalSpace, Field(discriminator="type")]
+
+
+class ArtifactsSection(_Section):
+    dir: str | None = None
+    keep_checkpoints: Literal["best", "none", "all"] = "best"
+
+
+class StudyConfig(_Section):
+    """A whole, validated study config. Build it with :func:`load_config`."""
+
+    study: StudySection
+    sampler: SamplerSection = Field(default_factory=SamplerSection)
+    pruner: PrunerSection = Field(default_factory=PrunerSection)
+    objective: str
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    search: dict[str, ParamSpace] = Field(default_factory=dict)
+    enqueue: list[dict[str, Any]] = Field(default_factory=list)
+    data: dict[str, Any] = Field(default_factory=dict)
+    artifacts: ArtifactsSection = Field(default_factory=ArtifactsSection)
+    # Written by `hpsearch export` / `hpsearch retrain`; accepted and ignored by `run`.
+    best: Any = None
+    retrain: Any = None
+
+    @property
+    def spec(self) -> ObjectiveSpec:
+        """The objective's spec (built in, or from a package's ``hpsearch.objectives`` entry)."""
+        return get_objective(self.objective)
+
+    @property
+    def maximize(self) -> bool:
+        return self.spec.study_metrics[self.study.metric]
+
+    @property
+    def direction(self) -> Literal["minimize", "maximize"]:
+        return "maximize" if self.maximize else "minimize"
+
+    @property
+    def test_metric(self) -> str:
+        """The test counterpart of the study metric (``val_mcc`` -> ``test_mcc``)."""
+        return "test_" + self.study.metric.removeprefix("val_")
+
+    def data_config(self) -> BaseModel:
+        """The objective's typed ``data:`` section."""
+        return self.spec.data_model.model_validate(self.data)
+
+    def to_dict(self, *, mask_password: bool = True) -> dict[str, Any]:
+        """Plain data (as YAML would hold it); the storage password masked by default."""
+        data = self.model_dump(mode="json", exclude_none=False)
+        if data.get("best") is None:
+            data.pop("best", None)
+        if data.get("retrain") is None:
+            data.pop("retrain", None)
+        if mask_password:
+            data["study"]["storage"] = masked(data["study"]["storage"])
+        return data

@@ -1,0 +1,108 @@
+"""Process policy: threads, signals and library logging, set once per command or worker.
+
+The CLI applies :func:`apply_command_policy` before it runs a command; worker processes apply
+:func:`apply_worker_policy`. A library caller (``search.run_study``) gets the logging part only:
+signals belong to whoever owns the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+import optuna
+
+
+def prefer_passive_threads() -> None:
+    """Idle OpenMP threads sleep instead of spinning.
+
+    A spinning thread that shares a core with another worker or the dashboard slows training
+    ten-fold. Only effective before torch is first imported; a value the user set wins.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def threads_per_worker(workers: int, cap: int | None = None) -> int:
+    """``cores // workers`` torch threads, capped by what the objective can use.
+
+    Tiny models (the toy Transformer) run fastest on one thread: intra-op parallelism costs
+    more than it saves on their small matrices, and spinning threads collapse when another
+    process shares the cores. Use ``--workers`` to use more cores with them.
+    """
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    return min(threads, cap) if cap else threads
+
+
+class _TrialFailureLogFilter(logging.Filter):
+    """Drops Optuna's per-failure warning (a traceback); ``run`` prints one line with the reason."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Trial ") and " failed with " in message)
+
+
+_TRIAL_FAILURE_FILTER = _TrialFailureLogFilter()
+_OPTIMIZE_LOGGER = "optuna.study._optimize"
+
+
+def quiet_libraries(debug: bool = False) -> None:
+    """Optuna logs warnings only (our per-trial lines replace its INFO log), and unless ``debug``
+    no traceback per failed trial (the reason is stored with the trial and printed in one line).
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if not debug:
+        logger = logging.getLogger(_OPTIMIZE_LOGGER)
+        if _TRIAL_FAILURE_FILTER not in logger.filters:
+            logger.addFilter(_TRIAL_FAILURE_FILTER)
+
+
+def trial_failure_tracebacks_hidden() -> bool:
+    return _TRIAL_FAILURE_FILTER in logging.getLogger(_OPTIMIZE_LOGGER).filters
+
+
+def redeliver_lost_interrupts(signum: int = signal.SIGINT) -> None:
+    """Send a Ctrl-C / SIGTERM again when Python swallowed it.
+
+    A KeyboardInterrupt raised while a finalizer runs (``__del__``, a weakref callback) is
+    printed as "Exception ignored in ..." and dropped, and the command would go on training.
+    Raise it again at the next safe point instead, quietly.
+    """
+    if getattr(sys.unraisablehook, "_hpsearch", False):
+        return
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            os.kill(os.getpid(), signum)
+            return
+        previous(unraisable)
+
+    hook._hpsearch = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
+
+
+def apply_command_policy(debug: bool) -> None:
+    """What every ``hpsearch`` command process does first: quiet logs, SIGTERM as Ctrl-C."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    quiet_libraries(debug)
+    signal.signal(signal.SIGTERM, handler)
+    redeliver_lost_interrupts()
+
+
+def apply_worker_policy(quiet: bool) -> None:
+    """A spawned worker: Ctrl-C is for the parent; the parent's SIGTERM ends the worker.
+
+    The parent stops workers with SIGTERM; it ends a worker like Ctrl-C: the trial is recorded
+    as failed, not left RUNNING. A terminal's Ctrl-C reaches the whole process group, so the
+    worker ignores SIGINT and waits for the parent's one signal.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    redeliver_lost_interrupts(signal.SIGTERM)
+    quiet_libraries(debug=not quiet)

@@ -1,0 +1,292 @@
+"""The trial record: every user attr a trial and a study carry, written and read in one place.
+
+What a trial records (other tools read these keys; they do not change):
+
+- intermediate values: the study metric after each epoch (step = epoch, from 1);
+- ``epochs``: one dict per finished epoch ``{epoch, train_loss, val_<metric>..., seconds}``;
+- ``best_epoch``; the best epoch's test metrics ``test_<metric>`` (recorded, never selected on);
+- ``reason`` when a trial did not simply run all its epochs (pruned, early-stopped, diverged,
+  failed, interrupted); ``note`` for a remark about its data (e.g. hidden test labels);
+- ``training_seed`` when a retrain enqueued it with a seed of its own; ``enqueue_index`` for an
+  enqueued parameter set; ``train_samples_per_s``; facts the objective reports (``label_names``).
+
+A study records ``config`` (the resolved config, password masked) and ``environment``, and facts
+about its data (``majority_class_accuracy``, ``data_sizes``).
+
+Values are stored at full precision (JSON cannot hold NaN or infinity: those become null);
+rounding happens only for display, in ``search/formatting.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+# Trial user attrs.
+EPOCHS = "epochs"
+BEST_EPOCH = "best_epoch"
+REASON = "reason"
+NOTE = "note"
+TRAINING_SEED = "training_seed"
+ENQUEUE_INDEX = "enqueue_index"
+TRAIN_SAMPLES_PER_S = "train_samples_per_s"
+# Study user attrs.
+CONFIG = "config"
+ENVIRONMENT = "environment"
+MAJORITY_CLASS_ACCURACY = "majority_class_accuracy"
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+TEST_PREFIX = "test_"
+VAL_PREFIX = "val_"
+
+
+def json_number(value: Any) -> Any:
+    """A value as a storage can hold it: non-finite floats become None, nothing is rounded."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def json_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: json_number(value) for key, value in record.items()}
+
+
+# --------------------------------------------------------------------------- writing
+
+
+class TrialWriter:
+    """Writes a running trial's record as it trains (used by the search's bridge)."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial = trial
+        self.epochs: list[dict[str, Any]] = []
+        self.best_epoch: int | None = None
+
+    def epoch(self, record: Mapping[str, Any], improved: bool) -> None:
+        self.epochs.append(json_record(record))
+        self.trial.set_user_attr(EPOCHS, self.epochs)
+        if improved:
+            self.best_epoch = int(record["epoch"])
+            self.trial.set_user_attr(BEST_EPOCH, self.best_epoch)
+
+    def finished(self, best_epoch: int, test_metrics: Mapping[str, float] | None) -> None:
+        self.best_epoch = best_epoch
+        self.trial.set_user_attr(BEST_EPOCH, best_epoch)
+        for name, value in (test_metrics or {}).items():
+            self.trial.set_user_attr(name, json_number(value))
+
+    def reason(self, text: str) -> None:
+        self.trial.set_user_attr(REASON, text[:1000])
+
+    def attrs(self, values: Mapping[str, Any]) -> None:
+        for key, value in values.items():
+            self.trial.set_user_attr(key, value)
+
+    def throughput(self, samples: int, seconds: float) -> None:
+        if seconds > 0:
+            self.trial.set_user_attr(TRAIN_SAMPLES_PER_S, round(samples / seconds, 1))
+
+
+def set_reason(trial: optuna.Trial, text: str) -> None:
+    trial.set_user_attr(REASON, text[:1000])
+
+
+def training_seed_of(trial: optuna.Trial | FrozenTrial) -> int | None:
+    seed = trial.user_attrs.get(TRAINING_SEED)
+    return int(seed) if isinstance(seed, int) else None
+
+
+def write_study_facts(study: optuna.Study, facts: Mapping[str, Any]) -> None:
+    for key, value in facts.items():
+        study.set_user_attr(key, json_number(value))
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One stored trial as typed data."""
+
+    number: int
+    state: TrialState
+    value: float | None
+    params: dict[str, Any]
+    epochs: list[dict[str, Any]]
+    best_epoch: int | None
+    test: dict[str, float | None]  # test_<metric> of the best epoch
+    reason: str | None
+    note: str | None
+    training_seed: int | None
+    seconds: float | None
+    user_attrs: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+    @classmethod
+    def from_trial(cls, trial: FrozenTrial) -> TrialRecord:
+        attrs = trial.user_attrs
+        duration = (
+            (trial.datetime_complete - trial.datetime_start).total_seconds()
+            if trial.datetime_complete and trial.datetime_start
+            else None
+        )
+        seed = attrs.get(TRAINING_SEED)
+        return cls(
+            number=trial.number,
+            state=trial.state,
+            value=trial.value,
+            params=dict(trial.params),
+            epochs=list(attrs.get(EPOCHS) or []),
+            best_epoch=attrs.get(BEST_EPOCH),
+            test={k: v for k, v in attrs.items() if k.startswith(TEST_PREFIX)},
+            reason=attrs.get(REASON),
+            note=attrs.get(NOTE),
+            training_seed=int(seed) if isinstance(seed, int) else None,
+            seconds=duration,
+            user_attrs=attrs,
+        )
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.epochs)
+
+    @property
+    def best_record(self) -> dict[str, Any]:
+        """The best epoch's entry of ``epochs`` (empty when there is none)."""
+        for record in self.epochs:
+            if record.get("epoch") == self.best_epoch:
+                return record
+        return {}
+
+    def metric(self, name: str) -> float | None:
+        """``test_<m>`` (the best epoch's test metric) or ``val_<m>`` / ``train_loss`` at it."""
+        value = self.test.get(name) if name.startswith(TEST_PREFIX) else self.best_record.get(name)
+        return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+    def val_metric_names(self) -> list[str]:
+        names: list[str] = []
+        for record in self.epochs:
+            names.extend(k for k in record if k.startswith(VAL_PREFIX) and k not in names)
+        return names
+
+    def best_value_so_far(self, metric: str, maximize: bool) -> float | None:
+        """The best ``metric`` over the epochs recorded so far (a running trial's value)."""
+        values = [float(v) for r in self.epochs if isinstance(v := r.get(metric), int | float)]
+        if not values:
+            return None
+        return max(values) if maximize else min(values)
+
+    def epoch_rows(self) -> list[dict[str, Any]]:
+        """Per-epoch rows in the report's form: test metrics on the best epoch's row only."""
+        rows = []
+        for record in self.epochs:
+            row = dict(record)
+            is_best = record.get("epoch") == self.best_epoch
+            for name, value in self.test.items():
+                row[name] = value if is_best else None
+            rows.append(row)
+        return rows
+
+    def summary(self) -> dict[str, Any]:
+        """One trial as plain data (what ``show --json`` prints per trial)."""
+        best = self.best_record
+        data: dict[str, Any] = {
+            "number": self.number,
+            "state": self.state.name,
+            "value": self.value,
+            "params": self.params,
+            "epochs_run": self.epochs_run,
+            "best_epoch": self.best_epoch,
+            "val_loss": best.get("val_loss"),
+            "val_accuracy": best.get("val_accuracy"),
+            "test_loss": self.test.get("test_loss"),
+            "test_accuracy": self.test.get("test_accuracy"),
+        }
+        for name in self.val_metric_names():
+            data.setdefault(name, best.get(name))
+        for name, value in self.test.items():
+            data.setdefault(name, value)
+        data["reason"] = self.reason
+        data["note"] = self.note
+        data["seconds"] = round(self.seconds, 2) if self.seconds is not None else None
+        return data
+
+
+def running_value(trial: FrozenTrial) -> float | None:
+    """A trial's value as it stands: COMPLETE's value, or a RUNNING trial's best epoch's value."""
+    if trial.state == TrialState.COMPLETE:
+        return trial.value
+    if trial.state == TrialState.RUNNING:
+        best = trial.user_attrs.get(BEST_EPOCH)
+        return trial.intermediate_values.get(best) if best is not None else None
+    return None
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """What a study carries besides its trials: its config, environment and data facts."""
+
+    name: str
+    maximize: bool
+    config: dict[str, Any]
+    environment: dict[str, Any]
+    majority_class_accuracy: float | None
+
+    @classmethod
+    def from_study(cls, study: optuna.Study) -> StudyRecord:
+        attrs = study.user_attrs
+        config = attrs.get(CONFIG)
+        majority = attrs.get(MAJORITY_CLASS_ACCURACY)
+        return cls(
+            name=study.study_name,
+            maximize=study.direction == optuna.study.StudyDirection.MAXIMIZE,
+            config=config if isinstance(config, dict) else {},
+            environment=attrs.get(ENVIRONMENT) or {},
+            majority_class_accuracy=float(majority) if isinstance(majority, int | float) else None,
+        )
+
+    @property
+    def has_config(self) -> bool:
+        return bool(self.config)
+
+    @property
+    def metric(self) -> str:
+        return str((self.config.get("study") or {}).get("metric") or "value")
+
+    @property
+    def test_metric(self) -> str:
+        """The test counterpart of the study metric (``val_mcc`` -> ``test_mcc``)."""
+        metric = self.metric
+        return TEST_PREFIX + metric[len(VAL_PREFIX) :] if metric.startswith(VAL_PREFIX) else metric
+
+    @property
+    def objective(self) -> str:
+        return str(self.config.get("objective") or "?")
+
+    @property
+    def fixed_epochs(self) -> int | None:
+        epochs = (self.config.get("fixed") or {}).get("epochs")
+        return epochs if isinstance(epochs, int) else None
+
+    @property
+    def artifacts_dir(self) -> str | None:
+        value = (self.config.get("artifacts") or {}).get("dir")
+        return value if isinstance(value, str) else None
+
+    def section(self, name: str) -> dict[str, Any]:
+        value = self.config.get(name)
+        return value if isinstance(value, dict) else {}
+
+
+def records(trials: Sequence[FrozenTrial]) -> list[TrialRecord]:
+    return [TrialRecord.from_trial(trial) for trial in trials]
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The best complete trial, or None when no trial has completed."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return study.best_trial if complete else None
