@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import optuna
 
     from search.config import config_from_dict
-    from search.study import run_study
+    from search.study import optimize_study as run_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:

@@ -103,7 +103,7 @@ def run_one(spec: StudySpec, workdir: str) -> StudyOutcome:
     overrides = [*spec.overrides, f"study.storage={storage}", f"study.name={spec.label}"]
     config = load_config(spec.config, overrides)
     started = time.perf_counter()
-    summary = search.study.run_study(config, device="cpu")
+    summary = search.study.optimize_study(config, device="cpu")
     wall = time.perf_counter() - started
     study = optuna.load_study(study_name=spec.label, storage=storage)
     trials = []

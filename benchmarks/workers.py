@@ -1,7 +1,7 @@
 """Figure 5: worker scaling.
 
 The same fixed toy study (every parameter fixed, no pruner, so every trial is the same work)
-with ``run_study(config, device="cpu", workers=K)`` for K = 1 and 2, alternating, each run on a
+with ``optimize_study(config, device="cpu", workers=K)`` for K = 1 and 2, alternating, each run on a
 new SQLite file. Wall time includes what a user waits for: spawning workers, opening the storage,
 every trial. Speed-up = wall(1 worker) / wall(2 workers).
 """
@@ -48,7 +48,7 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> Figure:
     import optuna
 
     from search.config import load_config
-    from search.study import run_study
+    from search.study import optimize_study as run_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     size = sizes(settings)

@@ -1,8 +1,8 @@
 """Process policy: threads, signals and library logging, set once per command or worker.
 
 The CLI applies :func:`apply_command_policy` before it runs a command; worker processes apply
-:func:`apply_worker_policy`. A library caller (``search.run_study``) gets the logging part only:
-signals belong to whoever owns the process.
+:func:`apply_worker_policy`. A library caller (``search.run_study``) gets neither: logging and
+signals belong to whoever owns the process (Optuna logs as it always does there).
 """
 
 from __future__ import annotations

@@ -35,10 +35,15 @@ NOTE = "note"
 TRAINING_SEED = "training_seed"
 ENQUEUE_INDEX = "enqueue_index"
 TRAIN_SAMPLES_PER_S = "train_samples_per_s"
+# Facts an objective reports about its data (objectives name them in TrainingJob.trial_attrs
+# and study_attrs; the keys are listed here so that readers find them in one place).
+LABEL_NAMES = "label_names"
+TOKENIZATION_CACHE = "tokenization_cache"
 # Study user attrs.
 CONFIG = "config"
 ENVIRONMENT = "environment"
 MAJORITY_CLASS_ACCURACY = "majority_class_accuracy"
+DATA_SIZES = "data_sizes"
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 TEST_PREFIX = "test_"
@@ -89,7 +94,7 @@ class TrialWriter:
 
     def throughput(self, samples: int, seconds: float) -> None:
         if seconds > 0:
-            self.trial.set_user_attr(TRAIN_SAMPLES_PER_S, round(samples / seconds, 1))
+            self.trial.set_user_attr(TRAIN_SAMPLES_PER_S, samples / seconds)
 
 
 def set_reason(trial: optuna.Trial, text: str) -> None:
@@ -212,7 +217,7 @@ class TrialRecord:
             data.setdefault(name, value)
         data["reason"] = self.reason
         data["note"] = self.note
-        data["seconds"] = round(self.seconds, 2) if self.seconds is not None else None
+        data["seconds"] = self.seconds
         return data
 
 

@@ -145,7 +145,7 @@ def _summary(
     )
     sampler = config.get("sampler") or {}
     pruner = config.get("pruner") or {}
-    trained, full = _epoch_budget(trials, config)
+    trained, full = _epoch_budget(trials, StudyRecord.from_study(study).fixed_epochs)
     budget = f"{trained} of {full}" if full else str(trained)
     if full:
         budget += (
@@ -177,9 +177,8 @@ def _summary(
     return markdown_table(["Study", study.study_name], rows)
 
 
-def _epoch_budget(trials: Sequence[FrozenTrial], config: dict[str, Any]) -> tuple[int, int]:
+def _epoch_budget(trials: Sequence[FrozenTrial], fixed_epochs: int | None) -> tuple[int, int]:
     """Epochs trained by the finished trials, and what they would have cost at full length."""
-    fixed_epochs = (config.get("fixed") or {}).get("epochs")
     trained = full = 0
     for trial in trials:
         if not trial.state.is_finished():

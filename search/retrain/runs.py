@@ -73,7 +73,7 @@ class SeedPrinter:
                 f"{name} {number(run.metric(name), 'n/a')}" for name in shown
             )
         else:
-            detail = trial.user_attrs.get("reason") or "no reason recorded"
+            detail = TrialRecord.from_trial(trial).reason or "no reason recorded"
         seconds = f" ({run.seconds:.1f}s)" if run.seconds is not None else ""
         out.write(f"  {self.role} seed {seed}: {trial.state.name} {detail}{seconds}\n")
         out.flush()
@@ -128,7 +128,7 @@ def run_seeds(plan: RetrainPlan, device: str, out: TextIO) -> list[SeedRun]:
         reason = (
             "still running in another process (or killed less than heartbeat_grace ago)"
             if seed in running_elsewhere
-            else (failed[-1].user_attrs.get("reason") if failed else None)
+            else (TrialRecord.from_trial(failed[-1]).reason if failed else None)
         )
         runs.append(SeedRun(seed, None, "MISSING", reason=reason or "not run"))
     return runs
@@ -184,6 +184,6 @@ def _seed_run(seed: int, trial: FrozenTrial) -> SeedRun:
         best_epoch=record.best_epoch,
         epochs_run=record.epochs_run,
         metrics={name: record.metric(name) for name in names},
-        seconds=round(record.seconds, 2) if record.seconds is not None else None,
+        seconds=record.seconds,
         reason=record.reason if trial.state != TrialState.COMPLETE else None,
     )

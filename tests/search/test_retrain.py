@@ -18,6 +18,7 @@ from search.record import TRAINING_SEED as TRAINING_SEED_ATTR
 from search.retrain import plan_retrain, retrain, run_seeds
 from search.stats import NO_DIFFERENCE
 from search.study import open_study
+from tests.conftest import REPO
 
 # One fixed micro configuration (about half a second per seed on one core).
 MICRO_FIXED: dict[str, Any] = {
@@ -176,9 +177,13 @@ def test_cli_workflow_run_export_retrain_baseline_resume(
         assert 0.0 <= comparison["p_value"] <= 1.0
     # lr 1e-5 for 2 epochs stays near chance; the searched winner learns: a clear "better".
     assert result["baseline"]["test_accuracy"]["mean"] < result["winner"]["test_accuracy"]["mean"]
-    assert result["verdict"] == result["comparison"]["test_accuracy"]["verdict"] == "better"
+    assert result["comparison"]["test_accuracy"]["verdict"] == "better"
     assert result["comparison"]["test_accuracy"]["difference"] > 0
-    assert "\nverdict: the winner is better than the baseline on test accuracy" in first.stdout
+    # The verdict is stated on the test counterpart of the study metric (val_loss -> test_loss).
+    assert result["verdict_metric"] == "test_loss"
+    assert result["verdict"] == result["comparison"]["test_loss"]["verdict"] == "better"
+    assert result["comparison"]["test_loss"]["difference"] < 0
+    assert "\nverdict: the winner is better than the baseline on test loss" in first.stdout
 
     # The exported file gains `retrain:` and stays a runnable config with everything else kept.
     after = yaml.safe_load(best.read_text())
@@ -207,3 +212,20 @@ def test_cli_workflow_run_export_retrain_baseline_resume(
     assert main(["list", "--storage", storage]) == 0
     listing = capsys.readouterr().out
     assert "micro/retrain " in listing and "micro/retrain-baseline" in listing
+
+
+def test_the_verdict_is_on_the_test_counterpart_of_the_study_metric(tmp_path: Path) -> None:
+    from search.retrain import compared_metrics
+
+    bert = load_config(
+        REPO / "study_configs" / "bert_minilm_local.yaml",
+        [f"data.dir={tmp_path}", "study.metric=val_mcc"],
+    )
+    # test_mcc decides; accuracy and loss are still reported beside it.
+    assert compared_metrics(bert) == {"test_mcc": True, "test_accuracy": True, "test_loss": False}
+    toy = load_config(REPO / "study_configs" / "toy_transformer.yaml")
+    assert list(compared_metrics(toy)) == ["test_loss", "test_accuracy"]
+    accuracy = load_config(
+        REPO / "study_configs" / "toy_transformer.yaml", ["study.metric=val_accuracy"]
+    )
+    assert list(compared_metrics(accuracy)) == ["test_accuracy", "test_loss"]
