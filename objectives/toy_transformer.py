@@ -184,8 +184,18 @@ def build(request: BuildRequest) -> TrainingJob:
     def save_model(folder: Path) -> None:
         save_toy_model(model, model_args, folder)
 
+    validation_labels = splits.validation[1]
+    majority = torch.bincount(validation_labels, minlength=splits.num_classes).max().item()
     return TrainingJob(
         model=model,
         data=loop_data(splits, params["batch_size"], request.seed),
         save_model=save_model,
+        study_attrs={
+            "majority_class_accuracy": majority / validation_labels.shape[0],
+            "data_sizes": {
+                "train": splits.train[1].shape[0],
+                "validation": validation_labels.shape[0],
+                "test": splits.test[1].shape[0],
+            },
+        },
     )

@@ -9,8 +9,9 @@ from typing import TextIO
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.caveats import caveats
 from search.formatting import number, params_text
-from search.record import FINISHED, StudyRecord, TrialRecord
+from search.record import FINISHED, Outcomes, StudyRecord, TrialRecord, records
 from search.study import RunSummary
 
 
@@ -64,10 +65,8 @@ def print_start(study: optuna.Study, finished: int, target: int, storage: str, o
 
 def print_summary(study: optuna.Study, summary: RunSummary, storage: str, out: TextIO) -> None:
     trials = study.get_trials(deepcopy=False)
-    counts = {state: sum(t.state == state for t in trials) for state in TrialState}
     out.write(
-        f"\nstudy {study.study_name!r}: {counts[TrialState.COMPLETE]} complete, "
-        f"{counts[TrialState.PRUNED]} pruned, {counts[TrialState.FAIL]} failed "
+        f"\nstudy {study.study_name!r}: {Outcomes.of(trials).text()} "
         f"({summary.finished_after}/{summary.target} finished)\n"
     )
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -85,6 +84,8 @@ def print_summary(study: optuna.Study, summary: RunSummary, storage: str, out: T
         )
     else:
         out.write("no trial completed yet\n")
+    for line in caveats(records(trials), StudyRecord.from_study(study)):
+        out.write(line + "\n")
     storage_flag = "" if storage == "sqlite:///studies/hpsearch.db" else f" --storage '{storage}'"
     name = study.study_name
     dashboard = f"hpsearch dashboard{storage_flag}" if storage_flag else "make dashboard"

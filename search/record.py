@@ -160,6 +160,11 @@ class TrialRecord:
         return len(self.epochs)
 
     @property
+    def early_stopped(self) -> bool:
+        """Completed by stopping on its own curve (``fixed.early_stopping_patience``)."""
+        return self.state == TrialState.COMPLETE and (self.reason or "").startswith("early_stop")
+
+    @property
     def best_record(self) -> dict[str, Any]:
         """The best epoch's entry of ``epochs`` (empty when there is none)."""
         for record in self.epochs:
@@ -246,13 +251,17 @@ class StudyRecord:
         attrs = study.user_attrs
         config = attrs.get(CONFIG)
         majority = attrs.get(MAJORITY_CLASS_ACCURACY)
+        sizes = attrs.get(DATA_SIZES)
         return cls(
             name=study.study_name,
             maximize=study.direction == optuna.study.StudyDirection.MAXIMIZE,
             config=config if isinstance(config, dict) else {},
             environment=attrs.get(ENVIRONMENT) or {},
             majority_class_accuracy=float(majority) if isinstance(majority, int | float) else None,
+            data_sizes=sizes if isinstance(sizes, dict) else {},
         )
+
+    data_sizes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_config(self) -> bool:
@@ -289,6 +298,35 @@ class StudyRecord:
 
 def records(trials: Sequence[FrozenTrial]) -> list[TrialRecord]:
     return [TrialRecord.from_trial(trial) for trial in trials]
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """How the trials of a study ended. ``complete`` includes the early-stopped ones."""
+
+    complete: int
+    early_stopped: int
+    pruned: int
+    failed: int
+    running: int
+
+    @classmethod
+    def of(cls, trials: Sequence[FrozenTrial]) -> Outcomes:
+        found = records(trials)
+        return cls(
+            complete=sum(r.state == TrialState.COMPLETE for r in found),
+            early_stopped=sum(r.early_stopped for r in found),
+            pruned=sum(r.state == TrialState.PRUNED for r in found),
+            failed=sum(r.state == TrialState.FAIL for r in found),
+            running=sum(r.state == TrialState.RUNNING for r in found),
+        )
+
+    def text(self) -> str:
+        """``14 complete (5 early-stopped), 16 pruned, 0 failed``."""
+        return (
+            f"{self.complete} complete ({self.early_stopped} early-stopped), {self.pruned} pruned, "
+            f"{self.failed} failed"
+        )
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:

@@ -20,8 +20,9 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.caveats import caveats
 from search.formatting import markdown_table, number
-from search.record import StudyRecord, TrialRecord
+from search.record import Outcomes, StudyRecord, TrialRecord, records
 from search.results import EPOCH_COLUMNS, epoch_table_rows
 from search.trial_files import study_artifact_dir
 from storage.artifacts import (
@@ -35,7 +36,6 @@ from storage.artifacts import (
 from storage.urls import mask_password
 
 TOP_TRIALS = 5
-_STATE_WORDS = {TrialState.FAIL: "failed"}
 FIGURE_DPI = 90
 REPORT_FILE = "report.md"
 
@@ -76,6 +76,11 @@ def render_report(study: optuna.Study, folder: Path, storage_url: str) -> Path:
     lines += _summary(study, config, trials, metric, artifact_folder)
     lines += ["", "## Best trial", ""]
     lines += _best(study, ranked, stored)
+    warnings_found = caveats(records(trials), stored)
+    if warnings_found:
+        lines += [""] + [
+            f"> **{line.split(': ', 1)[0]}**: {line.split(': ', 1)[1]}" for line in warnings_found
+        ]
     lines += ["", "## Parameter importances", ""]
     if importances:
         lines += markdown_table(
@@ -137,12 +142,8 @@ def _summary(
     metric: str,
     artifact_folder: Path,
 ) -> list[str]:
-    counts = {state: sum(t.state == state for t in trials) for state in TrialState}
-    states = ", ".join(
-        f"{counts[s]} {_STATE_WORDS.get(s, s.name.lower())}"
-        for s in TrialState
-        if counts[s] or s.is_finished()
-    )
+    outcomes = Outcomes.of(trials)
+    states = outcomes.text() + (f", {outcomes.running} running" if outcomes.running else "")
     sampler = config.get("sampler") or {}
     pruner = config.get("pruner") or {}
     trained, full = _epoch_budget(trials, StudyRecord.from_study(study).fixed_epochs)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from typing import Any
 
+from search.caveats import caveats
 from search.cli.common import EXIT_OK, add_study, non_negative_int, storage_of
 from search.errors import StudyError
-from search.record import StudyRecord, TrialRecord, best_trial
+from search.record import Outcomes, StudyRecord, TrialRecord, best_trial, records
 from search.results import format_epoch_table, format_trials_table
 from search.study import open_existing_study
 
@@ -40,6 +42,8 @@ def show(args: argparse.Namespace) -> int:
                     "study": study.study_name,
                     "direction": study.direction.name.lower(),
                     "metric": metric,
+                    "outcomes": dataclasses.asdict(Outcomes.of(trials)),
+                    "warnings": caveats(records(trials), stored),
                     "trials": [TrialRecord.from_trial(t).summary() for t in trials],
                     "best_trial": best_trial(study).number if best_trial(study) else None,
                     "trial": {
@@ -56,7 +60,7 @@ def show(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(
         f"study {study.study_name!r} ({metric}, {study.direction.name.lower()}), "
-        f"{len(trials)} trials\n"
+        f"{len(trials)} trials: {Outcomes.of(trials).text()}\n"
     )
     print(format_trials_table(trials, metric, stored.test_metric) if trials else "no trials yet")
     if chosen is not None:
@@ -70,4 +74,6 @@ def show(args: argparse.Namespace) -> int:
         print(format_epoch_table(chosen))
         if summary["note"]:
             print(f"note: {summary['note']}")
+    for line in caveats(records(trials), stored):
+        print(line)
     return EXIT_OK

@@ -72,7 +72,10 @@ def test_report_command_writes_tables_and_figures(study_with_pruning: tuple[Path
 
     summary = section(report, "## Summary")
     assert "`random`" in summary and "`median` (n_startup_trials=2, n_warmup_steps=1)" in summary
-    assert f"| Trials | 7: {len(complete)} complete, {len(pruned)} pruned, 0 failed" in summary
+    assert (
+        f"| Trials | 7: {len(complete)} complete (0 early-stopped), {len(pruned)} pruned, 0 failed"
+        in summary
+    )
     trained = sum(len(t.user_attrs["epochs"]) for t in trials)
     assert f"| Epochs trained | {trained} of 21 (" in summary and trained < 21
 
