@@ -82,6 +82,8 @@ class Metric:
 
     name: str
     maximize: bool
+    low: float | None = None  # the metric's own bounds (accuracy: 0 and 1), for intervals
+    high: float | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,14 @@ class ObjectiveSpec:
     def test_metrics(self) -> dict[str, bool]:
         """The test counterparts (``test_<name>``), recorded once per trial on its best epoch."""
         return {f"test_{metric.name}": metric.maximize for metric in self.metrics}
+
+    def metric_bounds(self, name: str) -> tuple[float | None, float | None]:
+        """The bounds of ``val_<m>`` / ``test_<m>`` / ``<m>`` (None: unbounded on that side)."""
+        base = name.split("_", 1)[1] if name.startswith(("val_", "test_")) else name
+        for metric in self.metrics:
+            if metric.name == base:
+                return (metric.low, metric.high)
+        return (None, None)
 
     def broken_combinations(
         self, constraint: ParamConstraint, values: ParamValues
@@ -233,7 +243,10 @@ class BertDataConfig(_DataModel):
         return self
 
 
-CLASSIFICATION_METRICS = (Metric("loss", maximize=False), Metric("accuracy", maximize=True))
+CLASSIFICATION_METRICS = (
+    Metric("loss", maximize=False, low=0.0),
+    Metric("accuracy", maximize=True, low=0.0, high=1.0),
+)
 
 
 def _heads_divide_hidden(hidden_dim: Any, num_heads: Any) -> bool:
@@ -283,7 +296,11 @@ BERT = ObjectiveSpec(
         "model": ParamRule(str, "minilm-l6"),
         "max_length": ParamRule(int, 128, low=8, high=8192),
     },
-    metrics=(*CLASSIFICATION_METRICS, Metric("f1", maximize=True), Metric("mcc", maximize=True)),
+    metrics=(
+        *CLASSIFICATION_METRICS,
+        Metric("f1", maximize=True, low=0.0, high=1.0),
+        Metric("mcc", maximize=True, low=-1.0, high=1.0),
+    ),
     data_model=BertDataConfig,
     builder="objectives.bert:build",
     precheck="objectives.text_data:precheck",

@@ -47,14 +47,18 @@ class Summary:
     mean: float
     std: float
     ci95: tuple[float, float]
+    clipped: bool = False  # the t-interval crossed the metric's bounds and was cut there
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "n": self.n,
             "mean": self.mean,
             "std": self.std,
             "ci95": [self.ci95[0], self.ci95[1]],
         }
+        if self.clipped:
+            data["ci95_clipped"] = True
+        return data
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,15 @@ def t_quantile(n: int) -> float:
     return float(stats.t.ppf(1.0 - ALPHA / 2.0, n - 1))
 
 
-def summarize(values: Sequence[float]) -> Summary:
-    """Mean, sample std (``ddof=1``) and 95 % t-interval of the mean; needs 2 or more values."""
+def summarize(
+    values: Sequence[float], bounds: tuple[float | None, float | None] = (None, None)
+) -> Summary:
+    """Mean, sample std (``ddof=1``) and 95 % t-interval of the mean; needs 2 or more values.
+
+    ``bounds`` are the metric's own limits (accuracy: 0 and 1). The t-interval is symmetric and
+    knows nothing of them: with few seeds near a bound it can cross it (an accuracy interval
+    reaching 1.02). It is then cut at the bound and marked ``clipped``, and readouts say so.
+    """
     n = len(values)
     _check_n(n)
     mean = math.fsum(values) / n
@@ -98,7 +109,12 @@ def summarize(values: Sequence[float]) -> Summary:
         # All values equal: the interval is the value itself (t · 0 / sqrt(n)).
         return Summary(n, mean, 0.0, (mean, mean))
     half = t_quantile(n) * std / math.sqrt(n)
-    return Summary(n, mean, std, (mean - half, mean + half))
+    low, high = mean - half, mean + half
+    lowest, highest = bounds
+    clipped_low = lowest if lowest is not None and low < lowest else low
+    clipped_high = highest if highest is not None and high > highest else high
+    clipped = (clipped_low, clipped_high) != (low, high)
+    return Summary(n, mean, std, (clipped_low, clipped_high), clipped)
 
 
 def compare_paired(

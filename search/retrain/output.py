@@ -81,17 +81,21 @@ def format_result(result: RetrainResult) -> str:
             )
         )
     rows = []
+    clipped = False
     for side in [result.winner] + ([result.baseline] if result.baseline else []):
         for name, summary in side.summaries.items():
             if summary is None:
                 rows.append([side.plan.role, name, "-", "-", "-", "-"])
             else:
                 low, high = summary.ci95
-                spread = interval(low, high)
+                spread = interval(low, high) + ("*" if summary.clipped else "")
+                clipped = clipped or summary.clipped
                 rows.append([side.plan.role, name, summary.n, summary.mean, summary.std, spread])
+    note = "\n* cut at the metric's bound (the t-interval crossed it)" if clipped else ""
     parts.append(
         "over seeds (95 % CI: t-distribution):\n"
         + format_table(["Config", "Metric", "Seeds", "Mean", "Std", "95 % CI"], rows)
+        + note
     )
     if result.baseline is not None:
         rows = []

@@ -118,7 +118,8 @@ def summarize_side(plan: RetrainPlan, runs: list[SeedRun]) -> SideResult:
     side = SideResult(plan, runs)
     for name in compared_metrics(plan.config):
         values = [v for v in (run.metric(name) for run in runs) if v is not None]
-        side.summaries[name] = summarize(values) if len(values) >= 2 else None
+        bounds = plan.config.spec.metric_bounds(name)
+        side.summaries[name] = summarize(values, bounds) if len(values) >= 2 else None
     return side
 
 

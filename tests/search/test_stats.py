@@ -117,3 +117,14 @@ def test_verdict_at_the_five_percent_boundary() -> None:
 def test_paired_samples_need_equal_lengths() -> None:
     with pytest.raises(ValueError, match="equal lengths"):
         compare_paired([1.0, 2.0], [1.0, 2.0, 3.0], higher_is_better=True)
+
+
+def test_an_interval_is_cut_at_the_metric_bounds_and_says_so() -> None:
+    # Three accuracies near 1: the symmetric t-interval reaches above 1.
+    values = [0.96, 1.0, 1.0]
+    free = summarize(values)
+    assert free.ci95[1] > 1.0 and not free.clipped
+    bounded = summarize(values, (0.0, 1.0))
+    assert bounded.ci95 == (free.ci95[0], 1.0) and bounded.clipped
+    assert bounded.to_dict()["ci95_clipped"] is True
+    assert "ci95_clipped" not in summarize([0.5, 0.6, 0.7], (0.0, 1.0)).to_dict()
