@@ -8,7 +8,8 @@ What a trial records (other tools read these keys; they do not change):
 - ``reason`` when a trial did not simply run all its epochs (pruned, early-stopped, diverged,
   failed, interrupted); ``note`` for a remark about its data (e.g. hidden test labels);
 - ``training_seed`` when a retrain enqueued it with a seed of its own; ``enqueue_index`` for an
-  enqueued parameter set; ``train_samples_per_s``; facts the objective reports (``label_names``).
+  enqueued parameter set; ``audited_trial`` in an audit's companion study;
+  ``train_samples_per_s``; facts the objective reports (``label_names``).
 
 A study records ``config`` (the resolved config, password masked) and ``environment``, and facts
 about its data (``majority_class_accuracy``, ``data_sizes``).
@@ -33,6 +34,7 @@ BEST_EPOCH = "best_epoch"
 REASON = "reason"
 NOTE = "note"
 TRAINING_SEED = "training_seed"
+AUDITED_TRIAL = "audited_trial"  # in an audit's companion study: the trial it trains again
 ENQUEUE_INDEX = "enqueue_index"
 TRAIN_SAMPLES_PER_S = "train_samples_per_s"
 # Facts an objective reports about its data (objectives name them in TrainingJob.trial_attrs

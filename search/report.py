@@ -20,6 +20,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.audit import read_audit, summary_lines
 from search.caveats import caveats
 from search.formatting import markdown_table, number
 from search.record import Outcomes, StudyRecord, TrialRecord, records
@@ -110,6 +111,33 @@ def render_report(study: optuna.Study, folder: Path, storage_url: str) -> Path:
         lines.append("")
         if trial.number in curves:
             lines += [f"![learning curves of trial {trial.number}]({curves[trial.number]})", ""]
+    audit = read_audit(study, storage_url)
+    if audit is not None:
+        lines += ["## Audit", ""]
+        lines += [
+            f"`hpsearch audit {study.study_name}` trained {len(audit.rows)} of the "
+            f"{audit.candidates} pruned or early-stopped trials again to full length (same "
+            f"parameters and seed, no pruner, no early stopping) in study "
+            f"`{study.study_name}/audit`.",
+            "",
+        ]
+        lines += [f"- {line}" for line in summary_lines(audit)]
+        lines += [""]
+        lines += markdown_table(
+            ["Trial", "Ended", "Epochs", f"{metric} then", "At full length", "Beats best"],
+            [
+                [
+                    row.trial,
+                    row.ended,
+                    row.epochs_run,
+                    row.value_when_stopped,
+                    row.full_value,
+                    "yes" if row.beats_best else "no",
+                ]
+                for row in audit.rows
+            ],
+        )
+        lines.append("")
     lines += ["## All trials", ""]
     lines += _trials_table(trials, stored)
     path = folder / REPORT_FILE

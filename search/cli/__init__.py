@@ -13,7 +13,18 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from search.cli import dashboard, delete, export, listing, report, retrain, run, show, validate
+from search.cli import (
+    audit,
+    dashboard,
+    delete,
+    export,
+    listing,
+    report,
+    retrain,
+    run,
+    show,
+    validate,
+)
 from search.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -26,7 +37,7 @@ from search.process import apply_command_policy, prefer_passive_threads
 from search.version import __version__
 
 Command = Callable[[argparse.Namespace], int]
-COMMAND_MODULES = (run, validate, listing, show, export, report, delete, retrain, dashboard)
+COMMAND_MODULES = (run, validate, listing, show, export, report, delete, retrain, audit, dashboard)
 
 
 def build_parser() -> argparse.ArgumentParser:

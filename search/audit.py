@@ -1,0 +1,389 @@
+"""``hpsearch audit``: what pruning and early stopping threw away, measured.
+
+A sample of a study's pruned and early-stopped trials is trained again to full length, with the
+same parameters and the same training seed, no pruner and no early stopping, in a companion
+study ``<name>/audit`` (resumable like every study: rerunning trains only what is missing). For
+each audited trial the result says whether, had it run to the end, it would have beaten the
+study's best or entered its top 3 (a wrong prune), and the audit sums up the wrong-prune rate,
+the regret (the best audited value against the study's best) and the compute: epochs pruning
+and early stopping saved across the whole study, against the epochs the audit spent.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from search.config import PrunerSection, StudyConfig, config_from_dict
+from search.drift import config_differences, describe
+from search.errors import ConfigError, StudyError
+from search.formatting import format_table, number, signed
+from search.record import AUDITED_TRIAL, FINISHED, TRAINING_SEED, StudyRecord, TrialRecord
+from search.study import count_finished, open_existing_study, open_study, optimize_study
+from storage.urls import mask_password
+
+AUDIT_SUFFIX = "/audit"
+DEFAULT_AUDIT_TRIALS = 10
+TOP = 3
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One audited trial: how it ended in the study, and what the full-length run reached."""
+
+    trial: int
+    ended: str  # "pruned" or "early-stopped"
+    epochs_run: int
+    value_when_stopped: float | None  # its best value over the epochs it ran
+    audit_trial: int | None
+    full_value: float | None  # the full-length run's value (its best epoch)
+    full_epochs: int | None
+    beats_best: bool = False
+    enters_top: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trial": self.trial,
+            "ended": self.ended,
+            "epochs_run": self.epochs_run,
+            "value_when_stopped": self.value_when_stopped,
+            "audit_trial": self.audit_trial,
+            "full_value": self.full_value,
+            "full_epochs": self.full_epochs,
+            "beats_best": self.beats_best,
+            "enters_top3": self.enters_top,
+        }
+
+
+@dataclass
+class AuditResult:
+    """Everything ``hpsearch audit`` reports (and ``report`` shows in its Audit section)."""
+
+    study: str
+    metric: str
+    maximize: bool
+    candidates: int  # pruned + early-stopped trials in the study
+    rows: list[AuditRow] = field(default_factory=list)
+    study_best: float | None = None
+    epochs_saved: int = 0  # across every pruned / early-stopped trial of the study
+    epochs_spent: int = 0  # by the audit's full-length runs
+
+    @property
+    def finished(self) -> list[AuditRow]:
+        return [row for row in self.rows if row.full_value is not None]
+
+    @property
+    def wrong(self) -> list[AuditRow]:
+        return [row for row in self.finished if row.beats_best or row.enters_top]
+
+    @property
+    def wrong_rate(self) -> float | None:
+        return len(self.wrong) / len(self.finished) if self.finished else None
+
+    @property
+    def regret(self) -> float | None:
+        """Best audited value minus the study's best, signed so that > 0 means it was better."""
+        values = [row.full_value for row in self.finished if row.full_value is not None]
+        if not values or self.study_best is None:
+            return None
+        best = max(values) if self.maximize else min(values)
+        return best - self.study_best if self.maximize else self.study_best - best
+
+    @property
+    def complete(self) -> bool:
+        return len(self.finished) == len(self.rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "study": self.study,
+            "metric": self.metric,
+            "candidates": self.candidates,
+            "audited": len(self.rows),
+            "finished": len(self.finished),
+            "wrong_prunes": len(self.wrong),
+            "wrong_prune_rate": self.wrong_rate,
+            "study_best": self.study_best,
+            "regret": self.regret,
+            "epochs_saved": self.epochs_saved,
+            "epochs_spent": self.epochs_spent,
+            "rows": [row.to_dict() for row in self.rows],
+        }
+
+
+# --------------------------------------------------------------------------- choosing
+
+
+def stopped_trials(trials: Sequence[FrozenTrial]) -> list[TrialRecord]:
+    """The trials pruning or early stopping ended (not those that diverged or failed)."""
+    found = []
+    for trial in trials:
+        record = TrialRecord.from_trial(trial)
+        diverged = (record.reason or "").startswith("diverged")
+        if (trial.state == TrialState.PRUNED and not diverged) or record.early_stopped:
+            found.append(record)
+    return found
+
+
+def sample(candidates: Sequence[TrialRecord], count: int) -> list[TrialRecord]:
+    """``count`` trials spread evenly over the study's history (all when fewer)."""
+    ordered = sorted(candidates, key=lambda r: r.number)
+    if count >= len(ordered):
+        return ordered
+    step = len(ordered) / count
+    return [ordered[int(index * step)] for index in range(count)]
+
+
+def audit_config(source: StudyConfig, name: str, storage: str, count: int) -> StudyConfig:
+    """The companion study's config: full length (no pruner, no early stopping), same seed."""
+    study = source.study.model_copy(
+        update={
+            "name": name,
+            "storage": storage,
+            "n_trials": count,
+            "timeout": None,
+            "max_consecutive_failures": max(count, 1),
+        }
+    )
+    fixed = {**source.fixed, "early_stopping_patience": None}
+    return source.model_copy(
+        update={
+            "study": study,
+            "pruner": PrunerSection(name="none"),
+            "fixed": fixed,
+            "enqueue": [],
+            "best": None,
+            "retrain": None,
+        }
+    )
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run_audit(
+    study_name: str,
+    storage: str,
+    *,
+    trials: int = DEFAULT_AUDIT_TRIALS,
+    device: str = "cpu",
+    workers: int = 1,
+    out: TextIO | None = None,
+) -> AuditResult:
+    """Audit up to ``trials`` pruned / early-stopped trials of ``study_name``; resumable."""
+    stream = out or sys.stdout
+    if trials < 1:
+        raise ConfigError(f"--trials: needs at least 1 trial to audit, got {trials}")
+    source = open_existing_study(storage, study_name)
+    stored = StudyRecord.from_study(source)
+    if not stored.has_config:
+        raise StudyError(f"study {study_name!r} holds no hpsearch config; cannot audit it")
+    source_config = config_from_dict(
+        {**stored.config, "study": {**stored.config["study"], "storage": storage}},
+        f"study {study_name!r}",
+    )
+    all_trials = source.get_trials(deepcopy=False)
+    candidates = stopped_trials(all_trials)
+    chosen = sample(candidates, trials)
+    config = audit_config(source_config, study_name + AUDIT_SUFFIX, storage, len(chosen))
+    companion = _open_companion(config)
+    done = _by_audited_trial(companion.get_trials(deepcopy=False))
+    queued = {
+        t.user_attrs.get(AUDITED_TRIAL)
+        for t in companion.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    }
+    todo = [r for r in chosen if r.number not in done]
+    for record in todo:
+        if record.number not in queued:
+            attrs: dict[str, Any] = {AUDITED_TRIAL: record.number}
+            if record.training_seed is not None:
+                attrs[TRAINING_SEED] = record.training_seed
+            companion.enqueue_trial(record.params, user_attrs=attrs)
+    stream.write(
+        f"audit of {study_name!r}: {len(candidates)} pruned or early-stopped trials, auditing "
+        f"{len(chosen)} in study {config.study.name!r} on {mask_password(storage)}: "
+        f"{len(chosen) - len(todo)} done"
+        + (f", training {len(todo)} to full length" if todo else ", nothing to train")
+        + "\n"
+    )
+    stream.flush()
+    waiting = len(companion.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    if waiting:
+        target = count_finished(companion) + waiting
+        run_config = config.model_copy(
+            update={"study": config.study.model_copy(update={"n_trials": target})}
+        )
+        optimize_study(run_config, device=device, workers=workers, on_trial=_AuditPrinter())
+    return audit_result(source, companion, chosen, candidates)
+
+
+def _open_companion(config: StudyConfig) -> optuna.Study:
+    study, created = open_study(config, allow_config_change=True)
+    if not created:
+        stored = StudyRecord.from_study(study).config
+        differences = config_differences(stored, config.to_dict()) if stored else []
+        if differences:
+            raise ConfigError(
+                f"study {config.study.name!r} holds an audit of another configuration "
+                f"({describe(differences, limit=4)}); delete it first "
+                f"(`hpsearch delete '{config.study.name}'`)"
+            )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # A trial whose process was killed is failed here and re-queued with its parameters.
+        optuna.storages.fail_stale_trials(study)
+    return study
+
+
+def _by_audited_trial(trials: Sequence[FrozenTrial]) -> dict[int, FrozenTrial]:
+    found: dict[int, FrozenTrial] = {}
+    for trial in sorted(trials, key=lambda t: t.number):
+        number = trial.user_attrs.get(AUDITED_TRIAL)
+        if trial.state in FINISHED and isinstance(number, int) and number not in found:
+            found[number] = trial
+    return found
+
+
+@dataclass
+class _AuditPrinter:
+    """Optuna callback: one line per audited trial."""
+
+    stream: TextIO | None = None
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        out = self.stream or sys.stdout
+        record = TrialRecord.from_trial(trial)
+        source = trial.user_attrs.get(AUDITED_TRIAL)
+        value = number(record.value, "no value")
+        out.write(
+            f"  trial {source} at full length: {trial.state.name} value {value}, best epoch "
+            f"{record.best_epoch}/{record.epochs_run}\n"
+        )
+        out.flush()
+
+
+def audit_result(
+    source: optuna.Study,
+    companion: optuna.Study,
+    chosen: Sequence[TrialRecord],
+    candidates: Sequence[TrialRecord],
+) -> AuditResult:
+    """Compare each audited trial's full-length value with the study's complete trials."""
+    stored = StudyRecord.from_study(source)
+    maximize = stored.maximize
+    complete = [
+        TrialRecord.from_trial(t)
+        for t in source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None
+    ]
+    result = AuditResult(source.study_name, stored.metric, maximize, len(candidates))
+    values = [r.value for r in complete if r.value is not None]
+    result.study_best = (max(values) if maximize else min(values)) if values else None
+    full = stored.fixed_epochs
+    for record in candidates:
+        length = record.params.get("epochs", full)
+        if isinstance(length, int):
+            result.epochs_saved += max(0, length - record.epochs_run)
+    done = _by_audited_trial(companion.get_trials(deepcopy=False))
+    for record in chosen:
+        audited = done.get(record.number)
+        audit_record = TrialRecord.from_trial(audited) if audited is not None else None
+        if audit_record is not None:
+            result.epochs_spent += audit_record.epochs_run
+        full_value = audit_record.value if audit_record is not None else None
+        others = sorted(
+            (r.value for r in complete if r.number != record.number and r.value is not None),
+            reverse=maximize,
+        )
+        beats = enters = False
+        if full_value is not None:
+            better = (lambda a, b: a > b) if maximize else (lambda a, b: a < b)
+            beats = not others or better(full_value, others[0])
+            enters = len(others) < TOP or better(full_value, others[TOP - 1])
+        result.rows.append(
+            AuditRow(
+                trial=record.number,
+                ended="early-stopped" if record.early_stopped else "pruned",
+                epochs_run=record.epochs_run,
+                value_when_stopped=record.best_value_so_far(stored.metric, maximize),
+                audit_trial=audited.number if audited is not None else None,
+                full_value=full_value,
+                full_epochs=audit_record.epochs_run if audit_record is not None else None,
+                beats_best=beats,
+                enters_top=enters,
+            )
+        )
+    return result
+
+
+def read_audit(source: optuna.Study, storage: str) -> AuditResult | None:
+    """The audit of a study as it stands in its companion study (None when there is none)."""
+    try:
+        companion = open_existing_study(storage, source.study_name + AUDIT_SUFFIX)
+    except StudyError:
+        return None
+    audited = set(_by_audited_trial(companion.get_trials(deepcopy=False)))
+    queued = {t.user_attrs.get(AUDITED_TRIAL) for t in companion.get_trials(deepcopy=False)}
+    candidates = stopped_trials(source.get_trials(deepcopy=False))
+    chosen = [r for r in candidates if r.number in audited or r.number in queued]
+    return audit_result(source, companion, chosen, candidates)
+
+
+# --------------------------------------------------------------------------- printing
+
+
+def format_audit(result: AuditResult) -> str:
+    """The per-trial table and the summary lines."""
+    rows = [
+        [
+            row.trial,
+            row.ended,
+            row.epochs_run,
+            row.value_when_stopped,
+            row.full_value if row.full_value is not None else "not run yet",
+            row.full_epochs,
+            "yes" if row.beats_best else "no",
+            "yes" if row.enters_top else "no",
+        ]
+        for row in result.rows
+    ]
+    table = format_table(
+        [
+            "Trial",
+            "Ended",
+            "Epochs",
+            f"{result.metric} then",
+            f"{result.metric} at full length",
+            "Full epochs",
+            "Beats best",
+            f"Top {TOP}",
+        ],
+        rows,
+    )
+    return table + "\n\n" + "\n".join(summary_lines(result)) + "\n"
+
+
+def summary_lines(result: AuditResult) -> list[str]:
+    rate = result.wrong_rate
+    regret = result.regret
+    if regret is None:
+        regret_text = "n/a (no audited trial finished)"
+    else:
+        verb = "an audited trial at full length beats" if regret > 0 else "no audited trial beats"
+        regret_text = f"{signed(regret)} ({verb} the study's best {result.metric})"
+    lines = [
+        f"wrong prunes: {len(result.wrong)} of {len(result.finished)} audited trials would have "
+        f"beaten the study's best ({number(result.study_best)}) or entered its top {TOP}"
+        + (f" ({100 * rate:.0f}%)" if rate is not None else ""),
+        f"regret: {regret_text}",
+        f"compute: pruning and early stopping saved {result.epochs_saved} epochs across "
+        f"{result.candidates} trials; this audit spent {result.epochs_spent}",
+    ]
+    if not result.complete:
+        lines.append("some audited trials have not finished; rerun the same command to train them")
+    return lines

@@ -1,0 +1,47 @@
+"""``hpsearch audit``: train pruned and early-stopped trials to full length; what was lost."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from search.audit import DEFAULT_AUDIT_TRIALS, format_audit, run_audit
+from search.cli.common import EXIT_OK, EXIT_STOPPED, add_device, add_study, positive_int, storage_of
+from search.prepare import resolve_device, use_device
+
+
+def register(commands: Any) -> None:
+    sub = commands(
+        "audit",
+        "retrain a sample of a study's pruned and early-stopped trials to full length and "
+        "report how many pruning got wrong",
+        audit,
+    )
+    add_study(sub)
+    sub.add_argument(
+        "--trials",
+        type=positive_int,
+        default=DEFAULT_AUDIT_TRIALS,
+        metavar="N",
+        help=f"how many pruned / early-stopped trials to audit (default {DEFAULT_AUDIT_TRIALS})",
+    )
+    sub.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="K",
+        help="worker processes training the audited trials (default 1)",
+    )
+    add_device(sub)
+
+
+def audit(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    use_device(device)
+    result = run_audit(
+        args.study, storage_of(args), trials=args.trials, device=device, workers=args.workers
+    )
+    print()
+    sys.stdout.write(format_audit(result))
+    return EXIT_OK if result.complete else EXIT_STOPPED
