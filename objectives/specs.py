@@ -193,6 +193,9 @@ class ToyDataConfig(_DataModel):
     seq_len: int = Field(20, ge=8, le=512)
     num_classes: int = Field(10, ge=2, le=50)
     num_filler: int = Field(10, ge=1, le=1000)
+    # Share of labels, in every split, replaced by a uniformly random other class (real datasets
+    # have noisy labels in validation and test too). 0: the clean task, bit-identical data.
+    label_noise: float = Field(0.0, ge=0.0, le=0.5)
 
 
 class BertDataFiles(_DataModel):

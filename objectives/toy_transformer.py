@@ -5,6 +5,9 @@ class tokens appears four times, two other class tokens twice each, and the rest
 tokens, all at random positions. The label is the class token that appears most often. A model
 must count tokens across the whole sequence, which attention (or mean pooling over attended
 features) does well; chance is ``1 / num_classes``. The data is a pure function of the seed.
+With ``label_noise`` > 0 a share of the labels, in every split, is replaced by another class:
+the tokens stay the same, the best reachable accuracy drops to about ``1 - label_noise``, and
+models that memorise the noisy training labels overfit, as in real fine-tuning.
 """
 
 from __future__ import annotations
@@ -45,6 +48,14 @@ def make_task(config: ToyDataConfig, seed: int) -> ToySplits:
     generator = torch.Generator().manual_seed(seed)
     total = config.n_train + config.n_val + config.n_test
     tokens, labels = _sample(total, config, generator)
+    # Each split gets exactly its share of noisy labels (drawn after all tokens).
+    sizes = [config.n_train, config.n_val, config.n_test]
+    labels = torch.cat(
+        [
+            _add_label_noise(part, config.label_noise, config.num_classes, generator)
+            for part in labels.split(sizes)
+        ]
+    )
     first, second = config.n_train, config.n_train + config.n_val
     return ToySplits(
         train=(tokens[:first], labels[:first]),
@@ -78,6 +89,25 @@ def _sample(
     order = torch.rand(n, length, generator=generator).argsort(dim=1)
     tokens = tokens.gather(1, order)
     return tokens, labels
+
+
+def _add_label_noise(
+    labels: torch.Tensor, fraction: float, classes: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Replace ``round(fraction * n)`` random labels by a uniformly random other class.
+
+    Draws from ``generator`` only after the tokens are sampled and only when ``fraction > 0``,
+    so the tokens never depend on it and ``fraction == 0`` leaves the data bit-identical.
+    """
+    count = round(fraction * labels.shape[0])
+    if count == 0:
+        return labels
+    index = torch.randperm(labels.shape[0], generator=generator)[:count]
+    # An offset in 1 .. classes-1 lands on every other class with equal probability.
+    offset = torch.randint(1, classes, (count,), generator=generator)
+    noisy = labels.clone()
+    noisy[index] = (labels[index] + offset) % classes
+    return noisy
 
 
 class ToyTransformer(nn.Module):

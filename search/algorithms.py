@@ -11,6 +11,7 @@ import optuna
 
 from search.config import PrunerSection, SamplerSection, StudyConfig
 from search.errors import ConfigError
+from search.pruning import JUDGES, CurvePercentilePruner
 from search.space import grid
 
 
@@ -52,7 +53,12 @@ def build_sampler(
 
 
 def build_pruner(section: PrunerSection, source: str = "config") -> optuna.pruners.BasePruner:
-    """The pruner named in the config. ``patient`` wraps another: ``args: {wrapped: {...}}``."""
+    """The pruner named in the config. ``patient`` wraps another: ``args: {wrapped: {...}}``.
+
+    ``median`` and ``percentile`` with ``args.judge`` (``best`` or ``current``) use
+    :class:`~search.pruning.CurvePercentilePruner`, which compares every curve the same way;
+    without it, Optuna's own rule.
+    """
     args = dict(section.args)
     if section.name == "none":
         if args:
@@ -95,6 +101,21 @@ def build_pruner(section: PrunerSection, source: str = "config") -> optuna.prune
             f"{source}: pruner.args.percentile: missing; e.g. {{percentile: 25.0}} keeps the "
             "best quarter"
         )
+    if "judge" in args:
+        # Our rule, one comparison for both sides: best so far, or the current value.
+        if section.name not in ("median", "percentile"):
+            raise ConfigError(
+                f"{source}: pruner.args.judge: only the median and percentile pruners take it "
+                f"(got pruner {section.name!r}); remove it"
+            )
+        if args["judge"] not in JUDGES:
+            raise ConfigError(
+                f"{source}: pruner.args.judge: must be one of {', '.join(JUDGES)}, "
+                f"got {args['judge']!r}"
+            )
+        if section.name == "median":
+            args["percentile"] = 50.0
+        return _construct(CurvePercentilePruner, section, source, **args)
     return _construct(factories[section.name], section, source, **args)
 
 

@@ -1,0 +1,95 @@
+"""The median (percentile) stopping rule, judging curves by their best so far or current value.
+
+Optuna's ``PercentilePruner`` compares a running trial's *best* value so far with its peers'
+*raw* values at the same step. On a task that overfits that mixes two things: a peer past its
+minimum reports a worse value than it reached, so the bar drifts with the peers' overfitting.
+This pruner applies one rule to both sides, chosen by ``judge``:
+
+- ``best``: each curve is judged by the best value it has reached up to the step (what early
+  stopping would keep of it). A trial is pruned when even its best so far is worse than the
+  percentile of the peers' bests so far. This is the default: an overfitting trial that has
+  already reached a good minimum is not pruned for rising afterwards (early stopping ends it
+  and keeps that minimum), and only trials whose best cannot compete are cut.
+- ``current``: each curve is judged by its value at the step. A trial past its minimum is
+  pruned as soon as its current value falls behind, and loses its best epoch with it.
+
+Only what the pruner compares changes: the stored intermediate values stay each epoch's raw
+metric (what the dashboard draws). ``benchmarks/pruning.py`` measures both.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+import optuna
+from optuna.pruners import BasePruner
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+Judge = Literal["best", "current"]
+JUDGES = ("best", "current")
+
+
+class CurvePercentilePruner(BasePruner):
+    """Prune when a trial's curve is worse than ``percentile`` of its complete peers at a step."""
+
+    def __init__(
+        self,
+        percentile: float = 50.0,
+        n_startup_trials: int = 5,
+        n_warmup_steps: int = 0,
+        interval_steps: int = 1,
+        n_min_trials: int = 1,
+        judge: Judge = "best",
+    ) -> None:
+        if not 0.0 <= percentile <= 100.0:
+            raise ValueError(f"percentile must be between 0 and 100, got {percentile}")
+        if n_startup_trials < 0 or n_warmup_steps < 0:
+            raise ValueError("n_startup_trials and n_warmup_steps must be >= 0")
+        if interval_steps < 1 or n_min_trials < 1:
+            raise ValueError("interval_steps and n_min_trials must be >= 1")
+        if judge not in JUDGES:
+            raise ValueError(f"judge must be one of {', '.join(JUDGES)}, got {judge!r}")
+        self.percentile = percentile
+        self.n_startup_trials = n_startup_trials
+        self.n_warmup_steps = n_warmup_steps
+        self.interval_steps = interval_steps
+        self.n_min_trials = n_min_trials
+        self.judge = judge
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None or step <= self.n_warmup_steps:
+            return False
+        if (step - self.n_warmup_steps) % self.interval_steps:
+            return False
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if len(complete) < max(1, self.n_startup_trials):
+            return False
+        maximize = study.direction == StudyDirection.MAXIMIZE
+        ours = self._value(trial, step, maximize)
+        if math.isnan(ours):
+            return True
+        peers = [
+            value
+            for peer in complete
+            if step in peer.intermediate_values
+            and not math.isnan(value := self._value(peer, step, maximize))
+        ]
+        if len(peers) < self.n_min_trials:
+            return False
+        # The bar: the top `percentile` of the peers (as Optuna's rule: 50 = the median).
+        bar = float(np.percentile(peers, 100.0 - self.percentile if maximize else self.percentile))
+        return ours < bar if maximize else ours > bar
+
+    def _value(self, trial: FrozenTrial, step: int, maximize: bool) -> float:
+        if self.judge == "current":
+            return float(trial.intermediate_values.get(step, math.nan))
+        values = [
+            v for s, v in trial.intermediate_values.items() if s <= step and not math.isnan(v)
+        ]
+        if not values:
+            return math.nan
+        return max(values) if maximize else min(values)
