@@ -1,9 +1,10 @@
 """Figure 1: pruning and early stopping save compute on the task that overfits.
 
 The default toy study (TPE, the hard regime of ``study_configs/toy_transformer.yaml``: few
-training examples, long sequences, noisy labels) run four ways with the same seeds, side by side
-in one run: no pruner and no early stopping; the default (median pruner plus early stopping on
-the trial's own curve); successive halving and hyperband (each with the same early stopping).
+training examples, long sequences, noisy labels) run five ways with the same seeds, side by side
+in one run: no pruner and no early stopping; the default (median pruner judging each curve by
+its best so far, plus early stopping on the trial's own curve); the same median rule judging
+current values; successive halving and hyperband (each with the same early stopping).
 Per variant, medians over seeds of: total epochs trained, best validation loss (the study value),
 test accuracy of the winner. After the runs, ``hpsearch audit`` trains pruned and early-stopped
 trials of each default-pruned study to full length and counts the wrong prunes.
@@ -24,7 +25,9 @@ CONFIG = "study_configs/toy_transformer.yaml"
 UNPRUNED = ("pruner.name=none", "pruner.args={}", "fixed.early_stopping_patience=null")
 VARIANTS: dict[str, tuple[str, ...]] = {
     "none": UNPRUNED,
-    "default": (),  # the config's own: median pruner + fixed.early_stopping_patience
+    "default": (),  # the config's own: median pruner judging bests + early stopping
+    # The same median rule judging each curve's current value instead of its best so far.
+    "median_current": ("pruner.args.judge=current",),
     "successive_halving": ("pruner.name=successive_halving", "pruner.args={}"),
     "hyperband": ("pruner.name=hyperband", "pruner.args={}"),
 }
