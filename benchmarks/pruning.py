@@ -169,6 +169,16 @@ def report(settings: Settings, outcomes: dict[str, StudyOutcome]) -> Figure:
             **({"audit": audit} if audit is not None else {}),
         }
     figure.numbers["unpruned_best_val_loss_per_seed"] = unpruned_best
+    regimes = {o.spec.label: regime(o) for o in per_variant["none"]}
+    figure.numbers["regime"] = regimes
+    for label, numbers in regimes.items():
+        share, top, gap = numbers["overfit_share"], numbers["max_best_val_accuracy"], numbers["gap"]
+        if share is not None and top is not None and gap is not None:
+            figure.notes.append(
+                f"{label}: {share:.0%} of trials overfit (minimum before 60 % of the epochs, "
+                f"ending >= 20 % above it); best val accuracy {top:.3f}, {gap:.3f} above the "
+                "median trial's"
+            )
     figure.numbers["per_seed"] = {
         label: {
             "total_epochs": o.total_epochs,
@@ -196,6 +206,36 @@ def report(settings: Settings, outcomes: dict[str, StudyOutcome]) -> Figure:
     if failures:
         figure.notes.append(f"{failures} trials failed across these studies (see results.json)")
     return figure
+
+
+def regime(outcome: StudyOutcome) -> dict[str, Any]:
+    """Is this (unpruned) study in the hard regime? Overfitting share and best-vs-median gap.
+
+    A trial overfits when its val_loss minimum comes before 60 % of its epochs and its last
+    val_loss ends >= 20 % above that minimum. The gap is between the highest and the median of
+    the trials' best validation accuracies (the search matters when it is >= 0.05).
+    """
+    overfit = 0
+    bests = []
+    for trial in outcome.trials:
+        losses = [v for v in trial.val_loss if v is not None]
+        accuracies = [a for a in trial.val_accuracy if a is not None]
+        if accuracies:
+            bests.append(max(accuracies))
+        if not losses:
+            continue
+        lowest = min(losses)
+        at = losses.index(lowest) + 1
+        if at < 0.6 * len(losses) and losses[-1] >= 1.2 * lowest:
+            overfit += 1
+    top = max(bests) if bests else None
+    middle = median(bests) if bests else None
+    return {
+        "overfit_share": overfit / len(outcome.trials) if outcome.trials else None,
+        "max_best_val_accuracy": top,
+        "median_best_val_accuracy": middle,
+        "gap": top - middle if top is not None and middle is not None else None,
+    }
 
 
 def _audit(settings: Settings, runs: list[StudyOutcome], trials: int) -> dict[str, Any]:
