@@ -55,3 +55,44 @@ def test_calibration_matches_the_report() -> None:
     assert 0.90 <= baseline <= 0.995, baseline
     assert _report_run(lr=1e-5) < 0.30
     assert _report_run(lr=1e-3) >= 0.99
+
+
+# The default study's task (study_configs/toy_transformer.yaml): the hard regime.
+HARD = ToyDataConfig(n_train=300, n_val=500, n_test=1000, seq_len=48, label_noise=0.2)
+
+
+def test_label_noise_changes_exactly_its_share_of_labels_and_no_token() -> None:
+    clean = make_task(HARD.model_copy(update={"label_noise": 0.0}), 3)
+    noisy = make_task(HARD, 3)
+    for split in ("train", "validation", "test"):
+        (tokens, labels), (noisy_tokens, noisy_labels) = (
+            getattr(clean, split),
+            getattr(noisy, split),
+        )
+        assert torch.equal(tokens, noisy_tokens)
+        changed = (labels != noisy_labels).sum().item()
+        assert changed == round(0.2 * labels.shape[0])
+    # label_noise 0 is the task as it was: the same data as without the key.
+    assert torch.equal(
+        make_task(ToyDataConfig(), 0).train[1],
+        make_task(ToyDataConfig(label_noise=0.0), 0).train[1],
+    )
+
+
+@pytest.mark.slow
+def test_the_hard_regime_overfits_like_the_reports_bert_runs() -> None:
+    """An eager configuration: val_loss lowest early, then 20 % above it; accuracy below 1."""
+    splits = make_task(HARD, seed=0)
+    torch.manual_seed(0)
+    model = ToyTransformer(splits.vocab_size, splits.seq_len, splits.num_classes, 64, 4, 2, 0.0)
+    settings = LoopSettings(epochs=30, lr=3e-3, max_grad_norm=1.0)
+    result = train(model, loop_data(splits, 16, 0), settings, "cpu")
+    losses = [record.val_loss for record in result.epochs]
+    accuracies = [record.metric("val_accuracy") for record in result.epochs]
+    lowest = min(losses)
+    assert losses.index(lowest) + 1 < 0.6 * 30, losses
+    assert losses[-1] >= 1.2 * lowest, losses
+    # It learned the signal, then memorised the noisy training labels.
+    assert 0.5 < max(accuracies) < 0.995, accuracies
+    assert result.epochs[-1].train_loss < 0.5 * lowest
+    assert result.best_epoch == losses.index(lowest) + 1
