@@ -23,9 +23,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from objectives.loop import free_device_memory
 from search.algorithms import build_pruner, build_sampler
-from search.bridge import run_trial
 from search.config import StudyConfig, config_from_dict
 from search.drift import config_differences, describe
 from search.errors import ConfigError, StudyError, WorkerError
@@ -260,6 +258,11 @@ def _work(
     on_trial: TrialCallback | None,
     trials_run: list[int] | None = None,
 ) -> None:
+    # The training stack (torch) loads only where trials run: list, show, export, report and
+    # validate never import it, and stay quick.
+    from objectives.loop import free_device_memory
+    from search.bridge import run_trial
+
     last: list[FrozenTrial] = []
 
     def remember(study: optuna.Study, trial: FrozenTrial) -> None:

@@ -25,6 +25,14 @@ def test_import_search_is_cheap_and_exposes_the_api() -> None:
         [sys.executable, "-c", probe], env=cli_env(), capture_output=True, text=True, check=True
     )
     assert done.stdout.split("\n")[:2] == ["[]", "True True"]
+    # The CLI too: validate, list and show never load the training stack.
+    probe = (
+        "import sys, search.cli; print([m for m in ('torch', 'matplotlib') if m in sys.modules])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=cli_env(), capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
     assert set(search.__all__) >= {
         "load_config",
         "run_study",
