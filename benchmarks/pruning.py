@@ -34,7 +34,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 EPOCH_SAVING_TARGET = 3.0
 BEST_VALUE_TOLERANCE = 0.02
 WRONG_PRUNE_GOAL = 0.05
-AUDIT_TRIALS = 10
+AUDIT_TRIALS = 5  # per seed: 5 seeds x 5 full-length trials = 25 audited trials
 
 
 def sizes(settings: Settings) -> dict[str, int]:
