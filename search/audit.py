@@ -20,12 +20,12 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.config import PrunerSection, StudyConfig, config_from_dict
+from search.config import StudyConfig, config_from_dict
 from search.drift import config_differences, describe
 from search.errors import ConfigError, StudyError
 from search.formatting import format_table, number, signed
 from search.record import AUDITED_TRIAL, FINISHED, TRAINING_SEED, StudyRecord, TrialRecord
-from search.study import count_finished, open_existing_study, open_study, optimize_study
+from search.study import companion_config, open_existing_study, open_study, run_queued
 from storage.urls import mask_password
 
 AUDIT_SUFFIX = "/audit"
@@ -141,25 +141,13 @@ def sample(candidates: Sequence[TrialRecord], count: int) -> list[TrialRecord]:
 
 def audit_config(source: StudyConfig, name: str, storage: str, count: int) -> StudyConfig:
     """The companion study's config: full length (no pruner, no early stopping), same seed."""
-    study = source.study.model_copy(
-        update={
-            "name": name,
-            "storage": storage,
-            "n_trials": count,
-            "timeout": None,
-            "max_consecutive_failures": max(count, 1),
-        }
-    )
-    fixed = {**source.fixed, "early_stopping_patience": None}
-    return source.model_copy(
-        update={
-            "study": study,
-            "pruner": PrunerSection(name="none"),
-            "fixed": fixed,
-            "enqueue": [],
-            "best": None,
-            "retrain": None,
-        }
+    return companion_config(
+        source,
+        name=name,
+        storage=storage,
+        n_trials=count,
+        max_consecutive_failures=max(count, 1),
+        fixed={"early_stopping_patience": None},
     )
 
 
@@ -212,13 +200,7 @@ def run_audit(
         + "\n"
     )
     stream.flush()
-    waiting = len(companion.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-    if waiting:
-        target = count_finished(companion) + waiting
-        run_config = config.model_copy(
-            update={"study": config.study.model_copy(update={"n_trials": target})}
-        )
-        optimize_study(run_config, device=device, workers=workers, on_trial=_AuditPrinter())
+    run_queued(companion, config, device=device, workers=workers, on_trial=_AuditPrinter())
     return audit_result(source, companion, chosen, candidates)
 
 

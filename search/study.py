@@ -21,10 +21,10 @@ from importlib import metadata
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from search.algorithms import build_pruner, build_sampler
-from search.config import StudyConfig, config_from_dict
+from search.config import PrunerSection, StudyConfig, config_from_dict
 from search.drift import config_differences, describe
 from search.errors import ConfigError, StudyError, WorkerError
 from search.process import apply_worker_policy, threads_per_worker, trial_failure_tracebacks_hidden
@@ -187,6 +187,60 @@ def effective_target(config: StudyConfig) -> int:
 
 def count_finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def companion_config(
+    config: StudyConfig,
+    *,
+    name: str,
+    storage: str,
+    n_trials: int,
+    max_consecutive_failures: int,
+    fixed: dict[str, Any] | None = None,
+) -> StudyConfig:
+    """A study that trains given parameter sets of ``config`` (retrain seeds, audited trials).
+
+    Its own name and storage, no pruner, nothing enqueued from the config: the caller enqueues
+    each run with the user attrs that identify it and runs exactly those (:func:`run_queued`).
+    """
+    study = config.study.model_copy(
+        update={
+            "name": name,
+            "storage": storage,
+            "n_trials": n_trials,
+            "timeout": None,
+            "max_consecutive_failures": max_consecutive_failures,
+        }
+    )
+    return config.model_copy(
+        update={
+            "study": study,
+            "pruner": PrunerSection(name="none"),
+            "fixed": {**config.fixed, **(fixed or {})},
+            "enqueue": [],
+            "best": None,
+            "retrain": None,
+        }
+    )
+
+
+def run_queued(
+    study: optuna.Study,
+    config: StudyConfig,
+    *,
+    device: str,
+    workers: int = 1,
+    on_trial: TrialCallback | None = None,
+) -> None:
+    """Run exactly the trials queued (WAITING) in ``study``, so none runs without its attrs."""
+    waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    if not waiting:
+        return
+    target = count_finished(study) + waiting
+    run_config = config.model_copy(
+        update={"study": config.study.model_copy(update={"n_trials": target})}
+    )
+    optimize_study(run_config, device=device, workers=workers, on_trial=on_trial)
 
 
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from search.config import PrunerSection, StudyConfig, load_config
+from search.config import StudyConfig, load_config
 from search.drift import SAME_TASK_KEYS, get_path
 from search.errors import ConfigError
 from search.prepare import check_buildable
+from search.study import companion_config
 from storage.urls import parse_storage_url
 
 DEFAULT_SEEDS = 5
@@ -63,24 +64,9 @@ def retrain_seeds(config: StudyConfig, count: int) -> tuple[int, ...]:
 
 def retrain_config(config: StudyConfig, study_name: str, storage: str, count: int) -> StudyConfig:
     """The config of a retrain study: its own name, no pruner, one failure stops it."""
-    study = config.study.model_copy(
-        update={
-            "name": study_name,
-            "storage": storage,
-            "n_trials": count,
-            "timeout": None,
-            # A failing seed is a bug to look at, not something to paper over with another run.
-            "max_consecutive_failures": 1,
-        }
-    )
-    return config.model_copy(
-        update={
-            "study": study,
-            "pruner": PrunerSection(name="none"),
-            "enqueue": [],
-            "best": None,
-            "retrain": None,
-        }
+    # A failing seed is a bug to look at, not something to paper over with another run.
+    return companion_config(
+        config, name=study_name, storage=storage, n_trials=count, max_consecutive_failures=1
     )
 
 

@@ -18,7 +18,7 @@ from search.errors import ConfigError
 from search.formatting import number
 from search.record import TRAINING_SEED, StudyRecord, TrialRecord, training_seed_of
 from search.retrain.plan import RetrainPlan
-from search.study import count_finished, open_study, optimize_study
+from search.study import open_study, run_queued
 from storage.rdb import open_storage
 from storage.urls import mask_password, parse_storage_url
 
@@ -108,14 +108,8 @@ def run_seeds(plan: RetrainPlan, device: str, out: TextIO) -> list[SeedRun]:
         + "\n"
     )
     out.flush()
-    waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-    if waiting:
-        # Exactly as many trials as are queued, so no trial ever runs without a seed.
-        target = count_finished(study) + waiting
-        run_config = config.model_copy(
-            update={"study": config.study.model_copy(update={"n_trials": target})}
-        )
-        optimize_study(run_config, device=device, on_trial=SeedPrinter(plan.role, out))
+    # Exactly as many trials as are queued, so no trial ever runs without a seed.
+    run_queued(study, config, device=device, on_trial=SeedPrinter(plan.role, out))
     trials = study.get_trials(deepcopy=False)
     finished = _finished_by_seed(trials)
     runs = []

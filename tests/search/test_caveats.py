@@ -21,6 +21,20 @@ def test_wilson_interval_matches_the_textbook_and_stays_in_bounds() -> None:
     assert low <= 0.78 <= high
 
 
+# Two enqueued learning rates, everything else fixed: the order of the two trials is known.
+FIXED = {"epochs": 3, "batch_size": 32, "num_layers": 1, "hidden_dim": 32, "num_heads": 2}
+
+
+def _pair(low: float, high: float, n_val: int) -> dict[str, Any]:
+    return {
+        "study": {"n_trials": 2},
+        "search": {"lr": {"type": "categorical", "choices": [low, high]}},
+        "fixed": FIXED,
+        "enqueue": [{"lr": low}, {"lr": high}],
+        "data": {"n_train": 300, "n_val": n_val, "n_test": 100, "seq_len": 12},
+    }
+
+
 def _study(run_cli: Callable[..., Any], write_config: Callable[..., Path], **changes: Any) -> Any:
     done = run_cli("run", str(write_config(changes)))
     assert done.returncode == 0, done.stderr
@@ -31,15 +45,7 @@ def test_a_lead_inside_the_noise_of_a_small_validation_set_is_flagged(
     run_cli: Callable[..., Any], write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
     # Two good configurations scored on 20 validation examples: their order means nothing.
-    done = _study(
-        run_cli,
-        write_config,
-        study={"n_trials": 2},
-        search={"lr": {"type": "categorical", "choices": [0.004, 0.005]}},
-        fixed={"epochs": 3, "batch_size": 32, "num_layers": 1, "hidden_dim": 32, "num_heads": 2},
-        enqueue=[{"lr": 0.004}, {"lr": 0.005}],
-        data={"n_train": 300, "n_val": 20, "n_test": 100, "seq_len": 12},
-    )
+    done = _study(run_cli, write_config, **_pair(0.004, 0.005, n_val=20))
     assert "warning: the best trial" in done.stdout and "is not clearly better" in done.stdout
     assert "on 20 validation examples" in done.stdout
     storage = f"sqlite:///{tmp_path / 'hp.db'}"
@@ -75,15 +81,7 @@ def test_a_clear_winner_gets_no_warning(
     run_cli: Callable[..., Any], write_config: Callable[..., Path]
 ) -> None:
     # A learning configuration against one that learns nothing, on 200 examples: clear.
-    done = _study(
-        run_cli,
-        write_config,
-        study={"n_trials": 2},
-        search={"lr": {"type": "categorical", "choices": [0.005, 1.0e-7]}},
-        fixed={"epochs": 3, "batch_size": 32, "num_layers": 1, "hidden_dim": 32, "num_heads": 2},
-        enqueue=[{"lr": 0.005}, {"lr": 1.0e-7}],
-        data={"n_train": 300, "n_val": 200, "n_test": 100, "seq_len": 12},
-    )
+    done = _study(run_cli, write_config, **_pair(0.005, 1.0e-7, n_val=200))
     assert "warning" not in done.stdout
 
 
