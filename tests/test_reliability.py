@@ -144,10 +144,11 @@ def test_kill_9_mid_trial_then_the_same_command_retries_it(tmp_path: Path) -> No
 def test_interrupt_fails_the_running_trials_exits_130_and_resumes(
     tmp_path: Path, how: str, workers: int
 ) -> None:
-    # Trials of several seconds, so every worker is surely inside one when the signal comes.
+    # Trials of many seconds (16 epochs of 1200 sequences), so that both workers are inside one
+    # at the same time even on a loaded machine: the test waits for that state in the storage.
     config = write(
         tmp_path,
-        {"study": {"n_trials": 3}, "fixed": {"epochs": 6}, "data": {"n_train": 1200}},
+        {"study": {"n_trials": 3}, "fixed": {"epochs": 16}, "data": {"n_train": 1200}},
     )
     args = ["run", str(config), "--workers", str(workers)]
     process = start(*args, cwd=tmp_path, session=True)
