@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 ALPHA = 0.05  # significance level of the verdict
-LEVEL = 1.0 - ALPHA  # confidence level of every interval (95 %)
 # Differences closer than this count as equal (metrics are floats read back from storage).
 TOLERANCE = 1e-12
 

@@ -31,6 +31,12 @@ def test_audit_trains_stopped_trials_to_full_length_with_the_same_seed(
     source = optuna.load_study(study_name="micro", storage=storage)
     stopped = stopped_trials(source.get_trials())
     assert len(stopped) >= 2, "the micro study must prune or stop some trials"
+    # A pruned trial records its best epoch too (the best of the epochs it ran).
+    for record in stopped:
+        assert record.best_epoch is not None
+        assert record.best_epoch == 1 + [e["val_loss"] for e in record.epochs].index(
+            min(e["val_loss"] for e in record.epochs)
+        )
 
     audit = run_cli("audit", "micro", "--storage", storage, "--trials", "2")
     assert audit.returncode == 0, audit.stderr
