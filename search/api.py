@@ -17,7 +17,7 @@ import optuna
 
 from search.config import DEFAULT_STORAGE, StudyConfig
 from search.export import export_model, exported_config, write_export
-from search.prepare import prepare, resolve_device, use_device
+from search.prepare import prepare, setup_device
 from search.report import render_report
 from search.retrain import DEFAULT_SEEDS, RetrainResult, retrain
 from search.study import RunSummary, open_existing_study, optimize_study
@@ -86,8 +86,7 @@ def run_retrain(
     out: TextIO | None = None,
 ) -> RetrainResult:
     """Retrain an exported winner (and a baseline) with ``seeds`` seeds and compare them."""
-    resolved = resolve_device(device)
-    use_device(resolved)
+    resolved = setup_device(device)
     return retrain(
         best_path,
         seeds=seeds,

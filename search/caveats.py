@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from optuna.trial import TrialState
+
 from search.record import StudyRecord, TrialRecord
 
 Z95 = 1.959963984540054  # two-sided 95 % quantile of the standard normal
@@ -38,7 +40,7 @@ def wilson_interval(accuracy: float, n: int) -> tuple[float, float]:
 
 def ranked(records: Sequence[TrialRecord], maximize: bool) -> list[TrialRecord]:
     """Complete trials, best first (ties: the lower trial number)."""
-    complete = [r for r in records if r.state.name == "COMPLETE" and r.value is not None]
+    complete = [r for r in records if r.state == TrialState.COMPLETE and r.value is not None]
     return sorted(complete, key=lambda r: (-r.value if maximize else r.value, r.number))  # type: ignore[operator]
 
 

@@ -43,11 +43,6 @@ def p_value(value: float) -> str:
     return f"{value:.3g}" if value >= 1e-4 or value == 0.0 else f"{value:.1e}"
 
 
-def short(value: Any) -> str:
-    """A value in a progress line: 4 significant digits."""
-    return f"{value:.4g}" if isinstance(value, float) else number(value)
-
-
 def params_text(params: dict[str, Any]) -> str:
     return " ".join(f"{k}={number(v)}" for k, v in params.items())
 

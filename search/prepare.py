@@ -58,9 +58,14 @@ def use_device(device: str) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
+def setup_device(requested: str) -> str:
+    """Resolve ``requested`` and apply its per-process settings; return the device to train on."""
+    device = resolve_device(requested)
+    use_device(device)
+    return device
+
+
 def prepare(config: StudyConfig, source: str, device: str) -> str:
     """Check ``config`` and resolve ``device``; return the device trials will use."""
     check_buildable(config, source)
-    resolved = resolve_device(device)
-    use_device(resolved)
-    return resolved
+    return setup_device(device)

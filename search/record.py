@@ -37,10 +37,6 @@ TRAINING_SEED = "training_seed"
 AUDITED_TRIAL = "audited_trial"  # in an audit's companion study: the trial it trains again
 ENQUEUE_INDEX = "enqueue_index"
 TRAIN_SAMPLES_PER_S = "train_samples_per_s"
-# Facts an objective reports about its data (objectives name them in TrainingJob.trial_attrs
-# and study_attrs; the keys are listed here so that readers find them in one place).
-LABEL_NAMES = "label_names"
-TOKENIZATION_CACHE = "tokenization_cache"
 # Study user attrs.
 CONFIG = "config"
 ENVIRONMENT = "environment"
@@ -88,7 +84,7 @@ class TrialWriter:
             self.trial.set_user_attr(name, json_number(value))
 
     def reason(self, text: str) -> None:
-        self.trial.set_user_attr(REASON, text[:1000])
+        set_reason(self.trial, text)
 
     def attrs(self, values: Mapping[str, Any]) -> None:
         for key, value in values.items():
@@ -131,7 +127,6 @@ class TrialRecord:
     note: str | None
     training_seed: int | None
     seconds: float | None
-    user_attrs: Mapping[str, Any] = field(repr=False, default_factory=dict)
 
     @classmethod
     def from_trial(cls, trial: FrozenTrial) -> TrialRecord:
@@ -154,7 +149,6 @@ class TrialRecord:
             note=attrs.get(NOTE),
             training_seed=int(seed) if isinstance(seed, int) else None,
             seconds=duration,
-            user_attrs=attrs,
         )
 
     @property
@@ -278,10 +272,6 @@ class StudyRecord:
         """The test counterpart of the study metric (``val_mcc`` -> ``test_mcc``)."""
         metric = self.metric
         return TEST_PREFIX + metric[len(VAL_PREFIX) :] if metric.startswith(VAL_PREFIX) else metric
-
-    @property
-    def objective(self) -> str:
-        return str(self.config.get("objective") or "?")
 
     @property
     def fixed_epochs(self) -> int | None:

@@ -18,6 +18,7 @@ from typing import Any
 import optuna
 
 from search.config import StudyConfig
+from search.record import StudyRecord
 from storage.artifacts import artifact_dir, upload_files
 
 CSV_COLUMNS = ("epoch", "train_loss", "val_loss", "val_accuracy")
@@ -30,8 +31,6 @@ def config_artifact_dir(config: StudyConfig) -> Path:
 
 def study_artifact_dir(study: optuna.Study, storage_url: str) -> Path:
     """The artifact folder of a stored study: its config's ``artifacts.dir`` or the default."""
-    from search.record import StudyRecord
-
     return artifact_dir(StudyRecord.from_study(study).artifacts_dir, storage_url)
 
 

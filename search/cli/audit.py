@@ -8,7 +8,7 @@ from typing import Any
 
 from search.audit import DEFAULT_AUDIT_TRIALS, format_audit, run_audit
 from search.cli.common import EXIT_OK, EXIT_STOPPED, add_device, add_study, positive_int, storage_of
-from search.prepare import resolve_device, use_device
+from search.prepare import setup_device
 
 
 def register(commands: Any) -> None:
@@ -37,8 +37,7 @@ def register(commands: Any) -> None:
 
 
 def audit(args: argparse.Namespace) -> int:
-    device = resolve_device(args.device)
-    use_device(device)
+    device = setup_device(args.device)
     result = run_audit(
         args.study, storage_of(args), trials=args.trials, device=device, workers=args.workers
     )
