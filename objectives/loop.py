@@ -10,6 +10,7 @@ search's bridge raises ``TrialPruned`` there).
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from objectives.loop_state import LoopState, capture_rng, cpu_copy, restore_rng
 from objectives.tasks import Classification, Task
 
 Batch = Mapping[str, torch.Tensor]
@@ -89,6 +91,12 @@ class EpochRecord:
             return self.val[name[4:]]
         raise KeyError(f"no metric {name!r} in this epoch (val metrics: {', '.join(self.val)})")
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EpochRecord:
+        """The inverse of :meth:`to_dict`."""
+        val = {k[4:]: float(v) for k, v in data.items() if k.startswith("val_")}
+        return cls(int(data["epoch"]), float(data["train_loss"]), val, float(data["seconds"]))
+
     def to_dict(self) -> dict[str, Any]:
         """``{epoch, train_loss, val_loss, val_accuracy, ..., seconds}``."""
         return {
@@ -111,97 +119,222 @@ class LoopResult:
     train_seconds: float = 0.0
 
 
+class TrainingInterrupted(Exception):  # noqa: N818 - a stop, not an error
+    """``should_stop`` said stop: the run stopped between two steps and ``state`` continues it
+    (already handed to ``save_state``)."""
+
+    def __init__(self, state: LoopState) -> None:
+        super().__init__(f"interrupted at {state.position}")
+        self.state = state
+
+
+@dataclass(frozen=True)
+class RunControl:
+    """How a run can be stopped, saved and continued (all optional).
+
+    ``should_stop()`` is asked after every step and between evaluation batches; when it says
+    yes, the loop captures its state, calls ``save_state`` and raises
+    :class:`TrainingInterrupted`. ``save_state`` is also called after every ``save_every``-th
+    epoch that the run survives (not pruned, not stopped early, not the last); it must serialise
+    the state before it returns (the state holds the live model's tensors). ``resume`` continues
+    a run from a state captured by an identical one (same model, data, settings and seed).
+    """
+
+    should_stop: Callable[[], bool] | None = None
+    save_state: Callable[[LoopState], None] | None = None
+    resume: LoopState | None = None
+    save_every: int = 1
+
+
+class _Stopped(Exception):  # noqa: N818 - a stop, not an error
+    """Internal: ``should_stop`` said yes inside an evaluation."""
+
+
 def train(
     model: nn.Module,
     data: LoopData,
     settings: LoopSettings,
     device: torch.device | str,
     on_epoch: Callable[[EpochRecord, bool], None] | None = None,
+    control: RunControl | None = None,
 ) -> LoopResult:
     """Train ``model`` (already on ``device``) and return what happened, epoch by epoch."""
-    device = torch.device(device)
-    optimizer = _make_optimizer(model, settings)
-    total_steps = max(1, settings.epochs * data.train_steps)
-    scheduler = _make_schedule(optimizer, settings.warmup_ratio, total_steps)
-    autocast = _autocast(device)
+    run = _Run(model, data, settings, torch.device(device), control or RunControl())
+    return run.train(on_epoch)
 
-    result = LoopResult(
-        epochs=[], best_epoch=None, best_value=None, test_metrics=None, stop_reason=None
-    )
-    epochs_without_improvement = 0
-    for epoch in range(1, settings.epochs + 1):
-        started = time.perf_counter()
+
+class _Run:
+    """One call of :func:`train`: the optimizer, schedule and counters between steps."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: LoopData,
+        settings: LoopSettings,
+        device: torch.device,
+        control: RunControl,
+    ) -> None:
+        self.model, self.data, self.settings = model, data, settings
+        self.device, self.control = device, control
+        self.optimizer = _make_optimizer(model, settings)
+        total_steps = max(1, settings.epochs * data.train_steps)
+        self.scheduler = _make_schedule(self.optimizer, settings.warmup_ratio, total_steps)
+        self.autocast = _autocast(device)
+        self.result = LoopResult(
+            epochs=[], best_epoch=None, best_value=None, test_metrics=None, stop_reason=None
+        )
+        self.epochs_without_improvement = 0
+        # Where the current epoch stands: batches trained, their loss sums, seconds spent.
+        self.epoch, self.step, self.loss_sum, self.samples, self.spent = 1, 0, 0.0, 0, 0.0
+
+    def train(self, on_epoch: Callable[[EpochRecord, bool], None] | None) -> LoopResult:
+        if self.control.resume is not None:
+            self._restore(self.control.resume)
+        result, settings = self.result, self.settings
+        while result.stop_reason is None and self.epoch <= settings.epochs:
+            epoch = self.epoch
+            started = time.perf_counter() - self.spent
+            if not self._train_epoch(started):
+                result.stop_reason = "diverged"
+                break
+            record = EpochRecord(
+                epoch=epoch,
+                train_loss=self.loss_sum / max(self.samples, 1),
+                val=self._evaluate(self.data.validation(), started),
+                seconds=time.perf_counter() - started,
+            )
+            if not math.isfinite(record.val_loss):
+                result.stop_reason = "diverged"
+                break
+            improved = self._accept(record)
+            if on_epoch is not None:
+                on_epoch(record, improved)
+            self.epoch, self.step = epoch + 1, 0
+            self.loss_sum, self.samples, self.spent = 0.0, 0, 0.0
+            patience = settings.early_stopping_patience
+            if (
+                patience is not None
+                and self.epochs_without_improvement >= patience
+                and epoch < settings.epochs
+            ):
+                result.stop_reason = "early_stopped"
+            elif epoch < settings.epochs and epoch % self.control.save_every == 0:
+                self._save()
+
+        if result.best_state is not None and result.stop_reason != "diverged":
+            # The model leaves the loop holding its best epoch's weights (its checkpoint), and the
+            # test split is read once, on them: never used for selection.
+            self.model.load_state_dict(result.best_state)
+            if self.data.test is not None:
+                test = self._evaluate(self.data.test(), time.perf_counter())
+                result.test_metrics = {f"test_{k}": v for k, v in test.items()}
+        return result
+
+    def _train_epoch(self, started: float) -> bool:
+        """Train the rest of the current epoch; False when the loss stopped being finite."""
+        model, device, settings = self.model, self.device, self.settings
         model.train()
-        loss_sum, samples = 0.0, 0
-        diverged = False
-        for batch in data.train(epoch):
+        call_started = time.perf_counter()
+        batches = self.data.train(self.epoch)
+        if self.step:
+            batches = itertools.islice(batches, self.step, None)  # trained before the stop
+        for batch in batches:
             labels = batch["labels"].to(device, non_blocking=True)
             inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "labels"}
-            with autocast:
+            with self.autocast:
                 outputs = _outputs(model(**inputs))
-            loss = data.task.loss(outputs, labels)
+            loss = self.data.task.loss(outputs, labels)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
-                diverged = True
-                break
-            optimizer.zero_grad(set_to_none=True)
+                return False
+            self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if settings.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(
                     model.parameters(), settings.max_grad_norm, foreach=True
                 )
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            loss_sum += loss_value * labels.shape[0]
-            samples += labels.shape[0]
-        train_seconds = time.perf_counter() - started
-        result.train_samples += samples
-        result.train_seconds += train_seconds
-        if diverged:
-            result.stop_reason = "diverged"
-            break
-        record = EpochRecord(
-            epoch=epoch,
-            train_loss=loss_sum / max(samples, 1),
-            val=evaluate(model, data.validation(), device, data.task),
-            seconds=time.perf_counter() - started,
-        )
-        if not math.isfinite(record.val_loss):
-            result.stop_reason = "diverged"
-            break
+            self.optimizer.step()
+            if self.scheduler is not None:
+                self.scheduler.step()
+            self.step += 1
+            self.loss_sum += loss_value * labels.shape[0]
+            self.samples += labels.shape[0]
+            self.result.train_samples += labels.shape[0]
+            if self.control.should_stop is not None and self.control.should_stop():
+                self.result.train_seconds += time.perf_counter() - call_started
+                self._interrupt(started)
+        self.result.train_seconds += time.perf_counter() - call_started
+        return True
+
+    def _evaluate(self, batches: Iterable[Batch], started: float) -> dict[str, float]:
+        try:
+            return evaluate(
+                self.model, batches, self.device, self.data.task, self.control.should_stop
+            )
+        except _Stopped:
+            self._interrupt(started)
+            raise AssertionError("unreachable") from None
+
+    def _accept(self, record: EpochRecord) -> bool:
+        result, settings = self.result, self.settings
         value = record.metric(settings.metric)
         improved = result.best_value is None or (
             value > result.best_value if settings.maximize else value < result.best_value
         )
         result.epochs.append(record)
         if improved:
-            result.best_epoch, result.best_value = epoch, value
-            result.best_state = {
-                k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
-            }
-            epochs_without_improvement = 0
+            result.best_epoch, result.best_value = record.epoch, value
+            result.best_state = cpu_copy(self.model.state_dict())
+            self.epochs_without_improvement = 0
         else:
-            epochs_without_improvement += 1
-        if on_epoch is not None:
-            on_epoch(record, improved)
-        patience = settings.early_stopping_patience
-        if (
-            patience is not None
-            and epochs_without_improvement >= patience
-            and epoch < settings.epochs
-        ):
-            result.stop_reason = "early_stopped"
-            break
+            self.epochs_without_improvement += 1
+        return improved
 
-    if result.best_state is not None and result.stop_reason != "diverged":
-        # The model leaves the loop holding its best epoch's weights (its checkpoint), and the
-        # test split is read once, on them: never used for selection.
-        model.load_state_dict(result.best_state)
-        if data.test is not None:
-            test = evaluate(model, data.test(), device, data.task)
-            result.test_metrics = {f"test_{k}": v for k, v in test.items()}
-    return result
+    def _interrupt(self, started: float) -> None:
+        self.spent = time.perf_counter() - started
+        state = self._save()
+        raise TrainingInterrupted(state)
+
+    def _save(self) -> LoopState:
+        result = self.result
+        state = LoopState(
+            epoch=self.epoch,
+            step=self.step,
+            stop_reason=result.stop_reason,
+            loss_sum=self.loss_sum,
+            samples=self.samples,
+            epoch_seconds=self.spent,
+            epochs=[r.to_dict() for r in result.epochs],
+            best_epoch=result.best_epoch,
+            best_value=result.best_value,
+            epochs_without_improvement=self.epochs_without_improvement,
+            train_samples=result.train_samples,
+            train_seconds=result.train_seconds,
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            scheduler=None if self.scheduler is None else self.scheduler.state_dict(),
+            best_state=result.best_state,
+            rng=capture_rng(),
+        )
+        if self.control.save_state is not None:
+            self.control.save_state(state)
+        return state
+
+    def _restore(self, state: LoopState) -> None:
+        self.model.load_state_dict(state.model)
+        self.optimizer.load_state_dict(state.optimizer)
+        if self.scheduler is not None and state.scheduler is not None:
+            self.scheduler.load_state_dict(state.scheduler)
+        result = self.result
+        result.epochs = [EpochRecord.from_dict(r) for r in state.epochs]
+        result.best_epoch, result.best_value = state.best_epoch, state.best_value
+        result.best_state = state.best_state
+        result.stop_reason = state.stop_reason
+        result.train_samples, result.train_seconds = state.train_samples, state.train_seconds
+        self.epochs_without_improvement = state.epochs_without_improvement
+        self.epoch, self.step = state.epoch, state.step
+        self.loss_sum, self.samples, self.spent = state.loss_sum, state.samples, state.epoch_seconds
+        restore_rng(state.rng)
 
 
 @torch.no_grad()
@@ -210,6 +343,7 @@ def evaluate(
     batches: Iterable[Batch],
     device: torch.device | str,
     task: Task | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, float]:
     """The task's metrics (classification: loss and accuracy) over every batch of a split."""
     device = torch.device(device)
@@ -219,6 +353,8 @@ def evaluate(
     outputs: list[torch.Tensor] = []
     targets: list[torch.Tensor] = []
     for batch in batches:
+        if should_stop is not None and should_stop():
+            raise _Stopped
         labels = batch["labels"].to(device, non_blocking=True)
         inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "labels"}
         with autocast:

@@ -14,10 +14,27 @@ from typing import Any
 
 import optuna
 
-from objectives.loop import EpochRecord, LoopResult, LoopSettings, TrainingJob, train
+from objectives.loop import (
+    EpochRecord,
+    LoopResult,
+    LoopSettings,
+    RunControl,
+    TrainingInterrupted,
+    TrainingJob,
+    train,
+)
+from objectives.loop_state import LoopState
 from objectives.specs import BuildRequest
 from search.config import StudyConfig
-from search.record import TrialWriter, running_value, training_seed_of, write_study_facts
+from search.process import interrupt_requested, stop_at_safe_point
+from search.record import (
+    RESUMED_FROM,
+    TrialWriter,
+    running_value,
+    training_seed_of,
+    write_study_facts,
+)
+from search.resume import TrialResume, enqueue_retry
 from search.space import sample_params
 from search.trial_files import config_artifact_dir, upload_trial_files
 from storage.artifacts import save_checkpoint
@@ -38,11 +55,30 @@ def loop_settings(params: dict[str, Any], config: StudyConfig) -> LoopSettings:
 
 def run_trial(trial: optuna.Trial, config: StudyConfig, device: str) -> float:
     """Train one sampled configuration as this trial; return the metric at its best epoch."""
+    writer = TrialWriter(trial)
+    try:
+        return _run(trial, config, device, writer)
+    except KeyboardInterrupt:
+        # SIGTERM / Ctrl-C: the state (if any) stays for the retry queued here, which the next
+        # run of the study picks up before sampling anything new.
+        if not writer.has_reason():
+            writer.reason("interrupted; retried on the next run")
+        enqueue_retry(trial)
+        raise
+
+
+def _run(trial: optuna.Trial, config: StudyConfig, device: str, writer: TrialWriter) -> float:
     params = sample_params(trial, config)
     metric = config.study.metric
     settings = loop_settings(params, config)
-    writer = TrialWriter(trial)
     seed = training_seed_of(trial)
+    seed = config.study.seed if seed is None else seed
+    resume = TrialResume.of(trial, config, params, seed) if config.artifacts.resume else None
+    state, why_not = resume.load() if resume is not None else (None, None)
+    if resume is not None and resume.chain.previous is not None:
+        writer.clear_inherited()
+    if why_not:
+        writer.note(f"{why_not}: trained from epoch 1")
 
     def on_epoch(record: EpochRecord, improved: bool) -> None:
         writer.epoch(record.to_dict(), improved)
@@ -60,26 +96,40 @@ def run_trial(trial: optuna.Trial, config: StudyConfig, device: str) -> float:
                 params=params,
                 data=config.data_config(),
                 data_seed=config.study.seed,
-                seed=config.study.seed if seed is None else seed,
+                seed=seed,
                 device=device,
             )
         )
         writer.attrs(job.trial_attrs)
         write_study_facts(trial.study, job.study_attrs)
+        stop_at_safe_point()
+        if state is not None:
+            _carry_over(trial, writer, state, metric, resume)
+        control = RunControl(
+            should_stop=interrupt_requested,
+            save_state=resume.save if resume is not None else None,
+            resume=state,
+            save_every=config.artifacts.resume_every,
+        )
         try:
-            result = train(job.model, job.data, settings, device, on_epoch)
+            result = train(job.model, job.data, settings, device, on_epoch, control)
             _save_checkpoint(trial, config, result, job)
         finally:
             del job
+    except TrainingInterrupted as stop:
+        writer.reason(f"interrupted at {stop.state.position}; resumes there on the next run")
+        raise KeyboardInterrupt from None
+    except KeyboardInterrupt:
+        raise
     except optuna.TrialPruned:
+        _discard(resume)
         _upload_files(trial, config, writer, {})
         raise
-    except KeyboardInterrupt:
-        writer.reason("interrupted")
-        raise
     except Exception as e:
+        _discard(resume)
         writer.reason(f"failed: {type(e).__name__}: {e}")
         raise
+    _discard(resume)
 
     writer.throughput(result.train_samples, result.train_seconds)
     if result.stop_reason == "diverged":
@@ -96,7 +146,34 @@ def run_trial(trial: optuna.Trial, config: StudyConfig, device: str) -> float:
             f"early_stopped after epoch {len(result.epochs)}: no better {metric} for "
             f"{settings.early_stopping_patience} epochs"
         )
+    elif writer.notes:
+        writer.reason("")
     return result.best_value
+
+
+def _carry_over(
+    trial: optuna.Trial,
+    writer: TrialWriter,
+    state: LoopState,
+    metric: str,
+    resume: TrialResume | None,
+) -> None:
+    """The dead trial's epochs become this trial's: stored once, reported once, unchanged."""
+    assert resume is not None and resume.chain.previous is not None
+    records = [EpochRecord.from_dict(r) for r in state.epochs]
+    writer.carry_over(state.epochs, state.best_epoch)
+    for record in records:
+        trial.report(record.metric(metric), record.epoch)
+    trial.set_user_attr(
+        RESUMED_FROM,
+        {"trial": resume.chain.previous, "epoch": state.epoch, "step": state.step},
+    )
+
+
+def _discard(resume: TrialResume | None) -> None:
+    """The run's work is finished (completed, pruned or failed): its state has no more use."""
+    if resume is not None:
+        resume.discard()
 
 
 def _upload_files(

@@ -7,10 +7,13 @@ signals belong to whoever owns the process (Optuna logs as it always does there)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import optuna
@@ -84,25 +87,74 @@ def redeliver_lost_interrupts(signum: int = signal.SIGINT) -> None:
     sys.unraisablehook = hook
 
 
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def apply_command_policy(debug: bool) -> None:
     """What every ``hpsearch`` command process does first: quiet logs, SIGTERM as Ctrl-C."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
+    global _COMMAND_POLICY
     quiet_libraries(debug)
-    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     redeliver_lost_interrupts()
+    _COMMAND_POLICY = True
 
 
 def apply_worker_policy(quiet: bool) -> None:
-    """A spawned worker: Ctrl-C is for the parent; the parent's SIGTERM ends the worker.
+    """A spawned worker: Ctrl-C is for the parent; the parent's SIGTERM stops the worker.
 
-    The parent stops workers with SIGTERM; it ends a worker like Ctrl-C: the trial is recorded
-    as failed, not left RUNNING. A terminal's Ctrl-C reaches the whole process group, so the
-    worker ignores SIGINT and waits for the parent's one signal.
+    A terminal's Ctrl-C reaches the whole process group, so the worker ignores SIGINT and waits
+    for the parent's one SIGTERM, which it takes as a stop request (:func:`deferred_interrupts`):
+    the trial in progress saves its state at the next step and is recorded as interrupted.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _request_stop)
     redeliver_lost_interrupts(signal.SIGTERM)
     quiet_libraries(debug=not quiet)
+
+
+# --------------------------------------------------------------------------- stop requests
+
+_COMMAND_POLICY = False
+_STOP_REQUESTED = False
+
+
+def interrupt_requested() -> bool:
+    """Whether SIGTERM or Ctrl-C asked this process to stop at the next safe point."""
+    return _STOP_REQUESTED
+
+
+def stop_at_safe_point() -> None:
+    """Raise ``KeyboardInterrupt`` here when a stop was requested."""
+    if _STOP_REQUESTED:
+        raise KeyboardInterrupt
+
+
+def _request_stop(signum: int, frame: Any) -> None:
+    global _STOP_REQUESTED
+    if _STOP_REQUESTED:
+        raise KeyboardInterrupt  # asked twice: stop now
+    _STOP_REQUESTED = True
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """While trials run in this process, SIGTERM and Ctrl-C request a stop instead of raising.
+
+    A ``KeyboardInterrupt`` raised at an arbitrary point can land inside a storage write and
+    leave a connection holding the database's write lock; a request is acted on at safe points
+    instead: between training steps (the trial saves its state and ends as interrupted) and
+    between trials. A second signal raises at once. Only in ``hpsearch`` command processes:
+    a library caller's signals stay its own.
+    """
+    if not _COMMAND_POLICY or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, _request_stop)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

@@ -9,7 +9,9 @@ What a trial records (other tools read these keys; they do not change):
   failed, interrupted); ``note`` for a remark about its data (e.g. hidden test labels);
 - ``training_seed`` when a retrain enqueued it with a seed of its own; ``enqueue_index`` for an
   enqueued parameter set; ``audited_trial`` in an audit's companion study;
-  ``train_samples_per_s``; facts the objective reports (``label_names``).
+  ``train_samples_per_s``; facts the objective reports (``label_names``);
+- ``resumed_from: {trial, epoch, step}`` on a retry that continued where the trial it retries
+  stopped (its ``epochs`` begin with that trial's own records, unchanged).
 
 A study records ``config`` (the resolved config, password masked) and ``environment``, and facts
 about its data (``majority_class_accuracy``, ``data_sizes``).
@@ -37,6 +39,7 @@ TRAINING_SEED = "training_seed"
 AUDITED_TRIAL = "audited_trial"  # in an audit's companion study: the trial it trains again
 ENQUEUE_INDEX = "enqueue_index"
 TRAIN_SAMPLES_PER_S = "train_samples_per_s"
+RESUMED_FROM = "resumed_from"  # a retry that continued a dead trial: {trial, epoch, step}
 # Study user attrs.
 CONFIG = "config"
 ENVIRONMENT = "environment"
@@ -69,6 +72,30 @@ class TrialWriter:
         self.trial = trial
         self.epochs: list[dict[str, Any]] = []
         self.best_epoch: int | None = None
+        self.notes: list[str] = []  # remarks added to whatever reason the trial ends with
+        self._reason_written = False
+
+    def clear_inherited(self) -> None:
+        """A heartbeat retry starts with a copy of the dead trial's user attrs: drop its results."""
+        for key, value in self.trial.user_attrs.items():
+            if key in (REASON, BEST_EPOCH, TRAIN_SAMPLES_PER_S, RESUMED_FROM) or key.startswith(
+                TEST_PREFIX
+            ):
+                if value is not None:
+                    self.trial.set_user_attr(key, None)
+            elif key == EPOCHS and value:
+                self.trial.set_user_attr(EPOCHS, [])
+
+    def carry_over(self, records: Sequence[Mapping[str, Any]], best_epoch: int | None) -> None:
+        """Epochs a retry continues from: written once, as they were."""
+        self.epochs = [json_record(r) for r in records]
+        self.trial.set_user_attr(EPOCHS, self.epochs)
+        if best_epoch is not None:
+            self.best_epoch = best_epoch
+            self.trial.set_user_attr(BEST_EPOCH, best_epoch)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
 
     def epoch(self, record: Mapping[str, Any], improved: bool) -> None:
         self.epochs.append(json_record(record))
@@ -84,7 +111,12 @@ class TrialWriter:
             self.trial.set_user_attr(name, json_number(value))
 
     def reason(self, text: str) -> None:
-        set_reason(self.trial, text)
+        """``text`` (may be empty) followed by the notes."""
+        set_reason(self.trial, "; ".join(part for part in (text, *self.notes) if part))
+        self._reason_written = True
+
+    def has_reason(self) -> bool:
+        return self._reason_written
 
     def attrs(self, values: Mapping[str, Any]) -> None:
         for key, value in values.items():

@@ -27,8 +27,14 @@ from search.algorithms import build_pruner, build_sampler
 from search.config import PrunerSection, StudyConfig, config_from_dict
 from search.drift import config_differences, describe
 from search.errors import ConfigError, StudyError, WorkerError
-from search.process import apply_worker_policy, threads_per_worker, trial_failure_tracebacks_hidden
-from search.record import CONFIG, ENQUEUE_INDEX, ENVIRONMENT, FINISHED, set_reason
+from search.process import (
+    apply_worker_policy,
+    deferred_interrupts,
+    stop_at_safe_point,
+    threads_per_worker,
+    trial_failure_tracebacks_hidden,
+)
+from search.record import CONFIG, ENQUEUE_INDEX, ENVIRONMENT, FINISHED
 from search.space import grid
 from search.version import __version__
 from storage.rdb import open_storage
@@ -277,7 +283,8 @@ def optimize_study(
             multiprocessing.Value("i", 0),
             multiprocessing.Value("i", 0),
         )
-        _work(study, config, device, budget, deadline, on_trial, summary.trials_run)
+        with deferred_interrupts():
+            _work(study, config, device, budget, deadline, on_trial, summary.trials_run)
     else:
         budget = _run_workers(config, device, workers, remaining, deadline, on_trial)
     summary.finished_after = count_finished(study)
@@ -325,14 +332,10 @@ def _work(
             on_trial(study, trial)
 
     def objective(trial: optuna.Trial) -> float:
-        try:
-            return run_trial(trial, config, device)
-        except KeyboardInterrupt:
-            # Also when it lands outside the training loop (sampling, building the model).
-            set_reason(trial, "interrupted")
-            raise
+        return run_trial(trial, config, device)
 
     while True:
+        stop_at_safe_point()  # SIGTERM / Ctrl-C between two trials
         with budget.slots.get_lock():
             if budget.slots.value <= 0 or budget.stop_code.value:
                 return

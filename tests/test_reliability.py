@@ -102,6 +102,11 @@ def running_with_an_epoch(count: int = 1) -> Callable[[list[FrozenTrial]], bool]
     return ready
 
 
+def resume_states(folder: Path) -> list[Path]:
+    """Resume-state files (and any being written) under the study's artifact folder."""
+    return sorted((folder / "hp-artifacts" / "resume").rglob("trial-*"))
+
+
 def states(trials: list[FrozenTrial]) -> list[str]:
     return [t.state.name for t in sorted(trials, key=lambda t: t.number)]
 
@@ -113,12 +118,16 @@ def states(trials: list[FrozenTrial]) -> list[str]:
 def test_kill_9_mid_trial_then_the_same_command_retries_it(tmp_path: Path) -> None:
     config = write(tmp_path, {"study": {"n_trials": 2}, "fixed": {"epochs": 8}})
     process = start("run", str(config), cwd=tmp_path)
-    trials = wait_for(tmp_path, running_with_an_epoch(), process)
-    dead = next(t for t in trials if t.state == TrialState.RUNNING)
+    wait_for(tmp_path, running_with_an_epoch(), process)
+    # Frozen first: the trial cannot finish between the storage read and the kill.
+    process.send_signal(signal.SIGSTOP)
+    dead = next(t for t in load_trials(tmp_path) if t.state == TrialState.RUNNING)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     assert states(load_trials(tmp_path)) == ["RUNNING"], "no one told the storage"
-    time.sleep(2.5)  # the grace period: a worker silent this long is dead
+    # Not a race: the last heartbeat was written before the kill, so after the grace period
+    # (2 s) the rerun finds it stale for certain.
+    time.sleep(2.5)
 
     code, out, err = finish(start("run", str(config), cwd=tmp_path))
     assert code == 0, err
@@ -167,7 +176,17 @@ def test_interrupt_fails_the_running_trials_exits_130_and_resumes(
     interrupted = [t for t in trials if t.state == TrialState.FAIL]
     # Each worker was inside a trial (one may just have finished it when the signal came).
     assert 1 <= len(interrupted) <= workers
-    assert all(t.user_attrs["reason"] == "interrupted" for t in interrupted)
+    assert all(t.user_attrs["reason"].startswith("interrupted") for t in interrupted)
+    # Each interrupted trial is queued again, with its parameters, for the next run.
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    assert sorted(t.system_attrs["failed_trial"] for t in waiting) == sorted(
+        t.number for t in interrupted
+    )
+    # At most one resume state per unfinished trial.
+    stopped_in_training = [
+        t for t in interrupted if t.user_attrs["reason"].startswith("interrupted at")
+    ]
+    assert len(resume_states(tmp_path)) == len(stopped_in_training)
 
     code, out, err = finish(start(*args, cwd=tmp_path))
     assert code == 0 and err == "", err
@@ -175,6 +194,12 @@ def test_interrupt_fails_the_running_trials_exits_130_and_resumes(
     finished = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(finished) == 3 and len(trials) == 3 + len(interrupted)
     assert TrialState.RUNNING not in {t.state for t in trials}
+    # The retries continued where the interrupted trials stopped, and left no state behind.
+    continued = {
+        t.user_attrs["resumed_from"]["trial"] for t in finished if "resumed_from" in t.user_attrs
+    }
+    assert continued == {t.number for t in stopped_in_training}
+    assert resume_states(tmp_path) == []
 
 
 # --------------------------------------------------------------------------- parallel workers

@@ -75,6 +75,10 @@ ParamSpace = Annotated[FloatSpace | IntSpace | CategoricalSpace, Field(discrimin
 class ArtifactsSection(_Section):
     dir: str | None = None
     keep_checkpoints: Literal["best", "none", "all"] = "best"
+    # A running trial's state (model, optimizer, RNGs, position) saved every `resume_every`
+    # epochs and on SIGTERM / Ctrl-C, so that its retry continues instead of starting over.
+    resume: bool = True
+    resume_every: int = Field(1, ge=1)
 
 
 class StudyConfig(_Section):

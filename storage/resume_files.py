@@ -1,0 +1,74 @@
+"""Resume-state files: one per unfinished trial chain, written atomically, under the artifacts.
+
+A state lives at ``<artifact dir>/resume/<study>/trial-<N>.pt``, where ``N`` is the number of
+the first trial of a chain of retries (a retry continues the file of the trial it retries). It
+is written to a temporary name in the same folder, flushed to disk and moved into place with
+``os.replace``, so a reader sees the previous complete file or the new complete file, never a
+torn one; a writer killed half-way leaves only its temporary file, which the next write of the
+same chain (or :func:`remove`) cleans up. What goes in the file is the caller's business
+(``write`` hands it a binary stream).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from storage.errors import StorageError
+
+RESUME_FOLDER = "resume"
+SUFFIX = ".pt"
+PARTIAL = ".partial"
+
+
+def resume_path(artifact_dir: Path, study_name: str, chain: int) -> Path:
+    """Where the state of the chain that started with trial ``chain`` lives."""
+    return artifact_dir / RESUME_FOLDER / _folder_name(study_name) / f"trial-{chain}{SUFFIX}"
+
+
+def _folder_name(study_name: str) -> str:
+    # Study names may hold any character ("toy/audit"); keep them readable and unique.
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", study_name)[:80]
+    if safe == study_name:
+        return safe
+    return f"{safe}-{hashlib.sha256(study_name.encode()).hexdigest()[:8]}"
+
+
+def write(path: Path, fill: Callable[[BinaryIO], None]) -> int:
+    """Write ``path`` atomically with what ``fill`` writes to the stream; return its size."""
+    partial = path.with_name(path.name + PARTIAL)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(partial, "wb") as stream:
+            fill(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(partial, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise StorageError(
+            f"cannot write the resume state {path}: {e.strerror or e}; free disk space or set "
+            "artifacts.dir to a writable folder (or artifacts.resume: false)"
+        ) from e
+    return path.stat().st_size
+
+
+def remove(path: Path) -> None:
+    """Delete a state and any temporary file beside it (missing files are fine)."""
+    for candidate in (path, path.with_name(path.name + PARTIAL)):
+        with contextlib.suppress(FileNotFoundError):
+            candidate.unlink()
+
+
+def states_in(artifact_dir: Path) -> list[Path]:
+    """Every state file (and temporary one) under an artifact folder."""
+    folder = artifact_dir / RESUME_FOLDER
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("trial-*") if p.is_file())

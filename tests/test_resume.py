@@ -1,0 +1,182 @@
+"""Preemption-safe trials on real processes: SIGTERM, SIGKILL, and what a retry continues from.
+
+Every test runs the CLI as a subprocess on a real SQLite file, signals it for real once the
+storage shows the state the test needs, and compares the resumed trial with the same trial run
+without interruption (same seed, same parameters): bit-identical epochs on the CPU.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+from tests.test_reliability import (
+    INTERRUPTED,
+    finish,
+    load_trials,
+    resume_states,
+    start,
+    states,
+    wait_for,
+    write,
+)
+
+# One trial of 6 epochs of 38 steps (1200 sequences, batch 32): long enough to stop inside one.
+LONG_TRIAL: dict[str, Any] = {
+    "study": {"n_trials": 1},
+    "fixed": {"epochs": 6, "dropout": 0.1},
+    "data": {"n_train": 1200},
+}
+
+
+def saved_states(folder: Path) -> list[Path]:
+    return [p for p in resume_states(folder) if p.suffix == ".pt"]
+
+
+def running_after(epochs: int) -> Callable[[list[FrozenTrial]], bool]:
+    def ready(trials: list[FrozenTrial]) -> bool:
+        return any(
+            t.state == TrialState.RUNNING and len(t.user_attrs.get("epochs") or []) >= epochs
+            for t in trials
+        )
+
+    return ready
+
+
+def uninterrupted(folder: Path) -> FrozenTrial:
+    folder.mkdir()
+    config = write(folder, LONG_TRIAL)
+    code, _, err = finish(start("run", str(config), cwd=folder))
+    assert code == 0, err
+    (trial,) = load_trials(folder)
+    return trial
+
+
+def assert_same_trial(resumed: FrozenTrial, reference: FrozenTrial) -> None:
+    assert resumed.params == reference.params
+    assert resumed.intermediate_values == reference.intermediate_values  # each epoch once, equal
+    ours, theirs = resumed.user_attrs["epochs"], reference.user_attrs["epochs"]
+    assert [e["epoch"] for e in ours] == [e["epoch"] for e in theirs]
+    for a, b in zip(ours, theirs, strict=True):
+        assert (a["train_loss"], a["val_loss"], a["val_accuracy"]) == (
+            b["train_loss"],
+            b["val_loss"],
+            b["val_accuracy"],
+        )
+    assert resumed.value == reference.value
+    assert resumed.user_attrs["best_epoch"] == reference.user_attrs["best_epoch"]
+    for key in ("test_loss", "test_accuracy"):
+        assert resumed.user_attrs[key] == reference.user_attrs[key]
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_saves_the_state_and_the_rerun_continues_exactly(
+    tmp_path: Path,
+) -> None:
+    reference = uninterrupted(tmp_path / "reference")
+    config = write(tmp_path, LONG_TRIAL)
+    process = start("run", str(config), cwd=tmp_path)
+    wait_for(tmp_path, running_after(2), process)
+    process.send_signal(signal.SIGTERM)
+    code, out, err = finish(process, timeout=120)
+    assert code == 130 and err == INTERRUPTED, (out, err)
+
+    (dead, retry) = sorted(load_trials(tmp_path), key=lambda t: t.number)
+    assert (dead.state, retry.state) == (TrialState.FAIL, TrialState.WAITING)
+    assert retry.params == dead.params and retry.system_attrs["failed_trial"] == 0
+    reason = dead.user_attrs["reason"]
+    assert reason.startswith("interrupted at epoch ") and "resumes there" in reason, reason
+    epoch, step = (int(x) for x in reason.split("epoch ")[1].split(";")[0].split(", step "))
+    # Stopped inside an epoch, at the next step: not at the end of the epoch.
+    assert epoch == len(dead.user_attrs["epochs"]) + 1 and step > 0
+    assert [p.name for p in resume_states(tmp_path)] == ["trial-0.pt"]
+
+    code, out, err = finish(start("run", str(config), cwd=tmp_path))
+    assert code == 0 and err == "", err
+    trials = sorted(load_trials(tmp_path), key=lambda t: t.number)
+    assert states(trials) == ["FAIL", "COMPLETE"]
+    resumed = trials[1]
+    assert resumed.user_attrs["resumed_from"] == {"trial": 0, "epoch": epoch, "step": step}
+    # The dead trial's epochs are carried over as they were, timings included.
+    assert resumed.user_attrs["epochs"][: epoch - 1] == dead.user_attrs["epochs"]
+    assert_same_trial(resumed, reference)
+    assert "reason" not in resumed.user_attrs or resumed.user_attrs["reason"] is None
+    assert resume_states(tmp_path) == [], "a finished trial leaves no state behind"
+
+
+@pytest.mark.slow
+def test_kill_9_then_the_heartbeat_retry_continues_from_the_last_epoch(tmp_path: Path) -> None:
+    reference = uninterrupted(tmp_path / "reference")
+    config = write(tmp_path, LONG_TRIAL)
+    process = start("run", str(config), cwd=tmp_path)
+    wait_for(tmp_path, running_after(2), process)
+    # Frozen, the process cannot finish its trial between the check and the kill.
+    process.send_signal(signal.SIGSTOP)
+    dead = next(t for t in load_trials(tmp_path) if t.state == TrialState.RUNNING)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    saved = torch.load(saved_states(tmp_path)[0], weights_only=True)["loop"]
+    assert saved["step"] == 0 and saved["epoch"] >= len(dead.user_attrs["epochs"])
+    # Not a race: the last heartbeat was written before the kill, so after the grace period
+    # (2 s) the rerun finds it stale for certain, fails it and retries its parameters.
+    time.sleep(2.5)
+    code, _, err = finish(start("run", str(config), cwd=tmp_path))
+    assert code == 0 and err == "", err
+    trials = sorted(load_trials(tmp_path), key=lambda t: t.number)
+    assert states(trials) == ["FAIL", "COMPLETE"]
+    resumed = trials[1]
+    assert resumed.system_attrs["failed_trial"] == 0
+    assert resumed.user_attrs["resumed_from"] == {"trial": 0, "epoch": saved["epoch"], "step": 0}
+    assert_same_trial(resumed, reference)
+    assert resume_states(tmp_path) == []
+
+
+def corrupt(path: Path, how: str) -> str:
+    """Spoil a saved state; return what the retry's reason must say."""
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[:1000])
+        return "unreadable"
+    saved = torch.load(path, weights_only=True)
+    if how == "other parameters":
+        saved["hpsearch"]["fingerprint"] = "0" * 64
+        expected = "different config or parameter set"
+    else:
+        saved["hpsearch"]["torch"] = "1"
+        expected = "from torch 1.x"
+    torch.save(saved, path)
+    return expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["truncated", "other parameters", "old torch"])
+def test_an_unusable_state_is_never_resumed(tmp_path: Path, how: str) -> None:
+    config = write(tmp_path, deep_epochs(4))
+    process = start("run", str(config), cwd=tmp_path)
+    wait_for(tmp_path, running_after(1), process)
+    process.send_signal(signal.SIGTERM)
+    code, _, err = finish(process, timeout=120)
+    assert code == 130, err
+    expected = corrupt(saved_states(tmp_path)[0], how)
+
+    code, _, err = finish(start("run", str(config), cwd=tmp_path))
+    assert code == 0 and err == "", err
+    retry = sorted(load_trials(tmp_path), key=lambda t: t.number)[1]
+    assert retry.state == TrialState.COMPLETE
+    assert "resumed_from" not in retry.user_attrs
+    assert [e["epoch"] for e in retry.user_attrs["epochs"]] == [1, 2, 3, 4]
+    assert (
+        expected in retry.user_attrs["reason"]
+        and "trained from epoch 1" in retry.user_attrs["reason"]
+    )
+    assert resume_states(tmp_path) == []
+
+
+def deep_epochs(epochs: int) -> dict[str, Any]:
+    return {**LONG_TRIAL, "fixed": {"epochs": epochs}}
