@@ -28,10 +28,10 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO / "benchmarks"
 DATA_ENV = "HPSEARCH_BENCH_DATA"
 # Figures in report order; the two study figures share their tuned studies.
-FIGURES = ("pruning", "grid", "throughput", "storage", "workers", "real_data")
+FIGURES = ("pruning", "grid", "throughput", "storage", "workers", "real_data", "resume")
 # Run order: the epoch-counting studies first (their numbers do not depend on the machine's
 # load, and they take longest), the timed comparisons later, when a shared machine is quieter.
-RUN_ORDER = ("pruning", "grid", "real_data", "storage", "throughput", "workers")
+RUN_ORDER = ("pruning", "grid", "real_data", "storage", "throughput", "workers", "resume")
 # Seconds each figure may take in --quick mode (the whole quick run stays under 15 minutes).
 QUICK_BUDGET_S = {
     "storage": 120,
@@ -40,6 +40,7 @@ QUICK_BUDGET_S = {
     "pruning": 360,  # pruning and grid run their studies together: 420 s between them
     "grid": 60,
     "real_data": 120,
+    "resume": 150,
 }
 
 
@@ -227,6 +228,10 @@ def _dispatch(name: str, names: list[str], settings: Settings) -> list[Figure]:
         from benchmarks import real_data
 
         return [real_data.run(settings, log)]
+    if name == "resume":
+        from benchmarks import resume
+
+        return [resume.run(settings, log)]
     raise AssertionError(name)
 
 

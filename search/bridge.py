@@ -117,9 +117,13 @@ def _run(trial: optuna.Trial, config: StudyConfig, device: str, writer: TrialWri
         finally:
             del job
     except TrainingInterrupted as stop:
+        if resume is not None:
+            resume.flush()  # the state is on disk before the trial is marked interrupted
         writer.reason(f"interrupted at {stop.state.position}; resumes there on the next run")
         raise KeyboardInterrupt from None
     except KeyboardInterrupt:
+        if resume is not None:
+            resume.flush()
         raise
     except optuna.TrialPruned:
         _discard(resume)
@@ -130,6 +134,8 @@ def _run(trial: optuna.Trial, config: StudyConfig, device: str, writer: TrialWri
         writer.reason(f"failed: {type(e).__name__}: {e}")
         raise
     _discard(resume)
+    if resume is not None and resume.problem:
+        writer.note(resume.problem)
 
     writer.throughput(result.train_samples, result.train_seconds)
     if result.stop_reason == "diverged":

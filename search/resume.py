@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,14 +73,21 @@ def fingerprint(config: StudyConfig, params: dict[str, Any], seed: int) -> str:
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 
-@dataclass(frozen=True)
 class TrialResume:
-    """Where one trial saves its state and whether it continues an earlier one."""
+    """Where one trial saves its state, whether it continues an earlier one, and its writer.
 
-    path: Path
-    fingerprint: str
-    chain: Chain
-    trial_number: int
+    Saving costs the loop only a copy of the state in memory: the file is written (serialised,
+    flushed to disk, moved into place) by a background thread while training goes on. One write
+    at a time; :meth:`flush` waits for it (before the process ends or the file is removed).
+    """
+
+    def __init__(self, path: Path, fingerprint: str, chain: Chain, trial_number: int) -> None:
+        self.path, self.fingerprint = path, fingerprint
+        self.chain, self.trial_number = chain, trial_number
+        self._writing: threading.Thread | None = None
+        self._error: BaseException | None = None
+        # Set when a write failed (a full disk): the trial trains on without saving and says so.
+        self.problem: str | None = None
 
     @classmethod
     def of(
@@ -122,6 +130,10 @@ class TrialResume:
         return None
 
     def save(self, state: LoopState) -> None:
+        """Copy the state (the loop goes on changing the model) and write it in the background."""
+        self.flush()
+        if self.problem is not None:
+            return
         meta = {
             "format": FORMAT,
             "hpsearch": _major(__version__),
@@ -129,11 +141,44 @@ class TrialResume:
             "fingerprint": self.fingerprint,
             "trial": self.trial_number,
         }
-        content = {"hpsearch": meta, "loop": state.to_dict()}
-        resume_files.write(self.path, lambda stream: torch.save(content, stream))
+        content = {"hpsearch": meta, "loop": snapshot(state.to_dict())}
+        self._writing = threading.Thread(
+            target=self._write, args=(content,), name="hpsearch-resume-writer", daemon=True
+        )
+        self._writing.start()
+
+    def _write(self, content: dict[str, Any]) -> None:
+        try:
+            resume_files.write(self.path, lambda stream: torch.save(content, stream))
+        except BaseException as e:  # reported by the next flush, in the trial's thread
+            self._error = e
+
+    def flush(self) -> None:
+        """Wait for the write in progress; a failed write turns saving off (``problem``)."""
+        if self._writing is not None:
+            self._writing.join()
+            self._writing = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            if not isinstance(error, Exception):
+                raise error
+            self.problem = f"resume state not saved: {error}"
 
     def discard(self) -> None:
+        """The run's work is finished: no state is needed any more."""
+        self.flush()
         resume_files.remove(self.path)
+
+
+def snapshot(value: Any) -> Any:
+    """A copy of nested dicts and lists with every tensor copied to CPU memory."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: snapshot(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(snapshot(v) for v in value)
+    return value
 
 
 def enqueue_retry(trial: optuna.Trial) -> None:
