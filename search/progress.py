@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.caveats import caveats
 from search.formatting import number, params_text
-from search.record import FINISHED, Outcomes, StudyRecord, TrialRecord, records
+from search.record import FINISHED, RESUMED_FROM, Outcomes, StudyRecord, TrialRecord, records
 from search.study import RunSummary
 
 
@@ -37,6 +37,10 @@ class TrialPrinter:
             detail = f" at epoch {record.epochs_run}"
         elif trial.state == TrialState.FAIL:
             detail = f" ({record.reason or 'no reason recorded'})"
+        resumed = trial.user_attrs.get(RESUMED_FROM)
+        if isinstance(resumed, dict):
+            step = f", step {resumed['step']}" if resumed.get("step") else ""
+            detail += f" (continued trial {resumed['trial']} at epoch {resumed['epoch']}{step})"
         acc = record.metric("val_accuracy")
         accuracy = f" val_acc={acc:.3f}" if acc is not None else ""
         seconds = f"{record.seconds:.1f}s" if record.seconds is not None else ""

@@ -100,6 +100,7 @@ def test_sigterm_mid_epoch_saves_the_state_and_the_rerun_continues_exactly(
 
     code, out, err = finish(start("run", str(config), cwd=tmp_path))
     assert code == 0 and err == "", err
+    assert f"(continued trial 0 at epoch {epoch}, step {step})" in out
     trials = sorted(load_trials(tmp_path), key=lambda t: t.number)
     assert states(trials) == ["FAIL", "COMPLETE"]
     resumed = trials[1]
