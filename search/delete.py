@@ -8,6 +8,7 @@ from typing import TextIO
 from search.errors import ConfigError
 from search.study import open_existing_study
 from search.trial_files import study_artifact_dir
+from storage import resume_files
 from storage.artifacts import (
     all_artifacts,
     artifact_bytes,
@@ -57,5 +58,6 @@ def delete_study(
     # The study first: once its metadata is gone nothing offers the files, then the files.
     study._storage.delete_study(study._study_id)
     removed = remove_files(open_store(folder, create=False), artifacts)
+    removed += resume_files.remove_study(folder, name)
     print(f"deleted {what}; removed {removed} artifact files", file=out)
     return EXIT_DELETED

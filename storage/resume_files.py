@@ -43,11 +43,20 @@ def write(path: Path, fill: Callable[[BinaryIO], None]) -> int:
     """Write ``path`` atomically with what ``fill`` writes to the stream; return its size."""
     partial = path.with_name(path.name + PARTIAL)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(partial, "wb") as stream:
-            fill(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
+        for attempt in range(3):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                stream = open(partial, "wb")  # noqa: SIM115 - closed below
+            except FileNotFoundError:
+                # Another worker removed the (then empty) folder between mkdir and open.
+                if attempt == 2:
+                    raise
+                continue
+            with stream:
+                fill(stream)
+                stream.flush()
+                os.fsync(stream.fileno())
+            break
         os.replace(partial, path)
     except OSError as e:
         with contextlib.suppress(OSError):
@@ -60,10 +69,31 @@ def write(path: Path, fill: Callable[[BinaryIO], None]) -> int:
 
 
 def remove(path: Path) -> None:
-    """Delete a state and any temporary file beside it (missing files are fine)."""
+    """Delete a state and any temporary file beside it (missing files are fine), and the
+    study's and the resume folder when that left them empty."""
     for candidate in (path, path.with_name(path.name + PARTIAL)):
         with contextlib.suppress(FileNotFoundError):
             candidate.unlink()
+    for folder in (path.parent, path.parent.parent):
+        try:
+            folder.rmdir()  # only when empty: another trial's state stays
+        except OSError:
+            break
+
+
+def remove_study(artifact_dir: Path, study_name: str) -> int:
+    """Delete every state of one study (``hpsearch delete``); return how many files went."""
+    folder = resume_path(artifact_dir, study_name, 0).parent
+    files = sorted(p for p in folder.glob("trial-*") if p.is_file()) if folder.is_dir() else []
+    for file in files:
+        with contextlib.suppress(FileNotFoundError):
+            file.unlink()
+    for candidate in (folder, folder.parent):
+        try:
+            candidate.rmdir()
+        except OSError:
+            break
+    return len(files)
 
 
 def states_in(artifact_dir: Path) -> list[Path]:

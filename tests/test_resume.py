@@ -181,3 +181,18 @@ def test_an_unusable_state_is_never_resumed(tmp_path: Path, how: str) -> None:
 
 def deep_epochs(epochs: int) -> dict[str, Any]:
     return {**LONG_TRIAL, "fixed": {"epochs": epochs}}
+
+
+@pytest.mark.slow
+def test_delete_removes_the_studys_resume_states(tmp_path: Path) -> None:
+    config = write(tmp_path, deep_epochs(4))
+    process = start("run", str(config), cwd=tmp_path)
+    wait_for(tmp_path, running_after(1), process)
+    process.send_signal(signal.SIGTERM)
+    assert finish(process, timeout=120)[0] == 130
+    assert [p.name for p in resume_states(tmp_path)] == ["trial-0.pt"]
+    storage = f"sqlite:///{tmp_path / 'hp.db'}"
+    code, out, err = finish(start("delete", "micro", "--storage", storage, "--yes", cwd=tmp_path))
+    assert code == 0, err
+    assert resume_states(tmp_path) == []
+    assert not (tmp_path / "hp-artifacts" / "resume").exists()
