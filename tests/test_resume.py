@@ -192,7 +192,7 @@ def test_delete_removes_the_studys_resume_states(tmp_path: Path) -> None:
     assert finish(process, timeout=120)[0] == 130
     assert [p.name for p in resume_states(tmp_path)] == ["trial-0.pt"]
     storage = f"sqlite:///{tmp_path / 'hp.db'}"
-    code, out, err = finish(start("delete", "micro", "--storage", storage, "--yes", cwd=tmp_path))
+    code, _, err = finish(start("delete", "micro", "--storage", storage, "--yes", cwd=tmp_path))
     assert code == 0, err
     assert resume_states(tmp_path) == []
     assert not (tmp_path / "hp-artifacts" / "resume").exists()
