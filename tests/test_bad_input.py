@@ -94,6 +94,16 @@ CASES: list[tuple[str, list[str], str]] = [
         "pruner.name: input should be",
     ),
     (
+        "resume every 0 epochs",
+        ["run", "{config}", "--set", "artifacts.resume_every=0"],
+        "artifacts.resume_every: Input should be greater than or equal to 1, got 0",
+    ),
+    (
+        "resume not a boolean",
+        ["run", "{config}", "--set", "artifacts.resume=maybe"],
+        "artifacts.resume: Input should be a valid boolean",
+    ),
+    (
         "unknown objective",
         ["run", "{config}", "--set", "objective=resnet"],
         "unknown objective 'resnet'",
