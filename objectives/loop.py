@@ -370,6 +370,16 @@ def _outputs(output: Any) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.logits
 
 
+def is_out_of_memory(error: BaseException) -> bool:
+    """A CUDA out-of-memory error, or the CPU allocator failing to get memory."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and (
+        "out of memory" in text.lower() or "can't allocate memory" in text
+    )
+
+
 def free_device_memory(device: str) -> None:
     """Give cached accelerator memory back between trials."""
     if torch.device(device).type == "cuda":

@@ -10,6 +10,7 @@ store.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import optuna
@@ -21,11 +22,13 @@ from objectives.loop import (
     RunControl,
     TrainingInterrupted,
     TrainingJob,
+    is_out_of_memory,
     train,
 )
 from objectives.loop_state import LoopState
 from objectives.specs import BuildRequest
 from search.config import StudyConfig
+from search.formatting import params_text
 from search.process import interrupt_requested, stop_at_safe_point
 from search.record import (
     RESUMED_FROM,
@@ -131,7 +134,13 @@ def _run(trial: optuna.Trial, config: StudyConfig, device: str, writer: TrialWri
         raise
     except Exception as e:
         _discard(resume)
-        writer.reason(f"failed: {type(e).__name__}: {e}")
+        if is_out_of_memory(e):
+            # A trial outcome, not a bug: this parameter set does not fit. The worker frees the
+            # device's cached memory after the trial and goes on with the next one.
+            shown = {k: v for k, v in params.items() if k in trial.params or k == "batch_size"}
+            writer.reason(f"out of memory ({params_text(shown, ', ')}): {_first_line(e)}")
+        else:
+            writer.reason(f"failed: {type(e).__name__}: {e}")
         raise
     _discard(resume)
     if resume is not None and resume.problem:
@@ -174,6 +183,14 @@ def _carry_over(
         RESUMED_FROM,
         {"trial": resume.chain.previous, "epoch": state.epoch, "step": state.step},
     )
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    if not lines:
+        return type(error).__name__
+    # torch's CPU allocator prefixes its message with the C++ check that failed.
+    return re.sub(r"^\[enforce fail at [^\]]*\] [^.]*\. ", "", lines[0])[:300]
 
 
 def _discard(resume: TrialResume | None) -> None:

@@ -43,8 +43,8 @@ def p_value(value: float) -> str:
     return f"{value:.3g}" if value >= 1e-4 or value == 0.0 else f"{value:.1e}"
 
 
-def params_text(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={number(v)}" for k, v in params.items())
+def params_text(params: dict[str, Any], separator: str = " ") -> str:
+    return separator.join(f"{k}={number(v)}" for k, v in params.items())
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

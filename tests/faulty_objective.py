@@ -5,7 +5,10 @@
 - ``lr == BAD_DATA_LR``: the model's vocabulary leaves out the filler tokens, so the embedding
   meets token ids it does not have and torch raises ``IndexError`` (a data/model mismatch);
 - ``lr == NAN_LR``: the classifier starts with infinite bias, so the loss is NaN from the first
-  step (a diverged run).
+  step (a diverged run);
+- ``lr == OOM_LR``: the forward pass asks the allocator for far more memory than any machine
+  has (proportional to the batch size, as activations are), and torch's CPU allocator refuses:
+  a real out-of-memory error.
 
 Run as a script it is the ``hpsearch`` CLI with this objective registered (through the public
 ``register_objective``). Worker processes (started with ``spawn``) import the main script again
@@ -18,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+from typing import Any
 
 from objectives.loop import TrainingJob
 from objectives.registry import register_objective
@@ -25,6 +29,7 @@ from objectives.specs import TOY_TRANSFORMER, BuildRequest, ToyDataConfig
 
 BAD_DATA_LR = 0.002
 NAN_LR = 0.003
+OOM_LR = 0.004
 
 FAULTY_TOY = dataclasses.replace(
     TOY_TRANSFORMER, name="faulty_toy", builder="tests.faulty_objective:build"
@@ -54,7 +59,26 @@ def build(request: BuildRequest) -> TrainingJob:
     )
     if params["lr"] == NAN_LR:
         model.head.bias.data.fill_(math.inf)
+    if params["lr"] == OOM_LR:
+        model = memory_hungry(model)
     return TrainingJob(model=model, data=loop_data(splits, params["batch_size"], request.seed))
+
+
+def memory_hungry(model: Any) -> Any:
+    """The model behind a forward pass that runs out of memory (torch imported on demand)."""
+    import torch
+
+    class MemoryHungry(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+            # 2**50 bytes (a petabyte) per sequence of the batch.
+            torch.empty(input_ids.shape[0] * 2**50, dtype=torch.uint8)
+            return self.inner(input_ids)
+
+    return MemoryHungry(model)
 
 
 if __name__ == "__main__":

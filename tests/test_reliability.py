@@ -322,6 +322,32 @@ def test_a_failing_and_a_diverging_trial_do_not_stop_the_study(tmp_path: Path) -
     assert "(3/3 finished)" in out
 
 
+def test_out_of_memory_fails_the_trial_with_its_parameters_and_the_study_goes_on(
+    tmp_path: Path,
+) -> None:
+    from tests.faulty_objective import OOM_LR
+
+    config = write(
+        tmp_path,
+        {
+            "objective": "faulty_toy",
+            "study": {"n_trials": 2},
+            "fixed": {"epochs": 2, "hidden_dim": 16, "num_heads": 2},
+            "search": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2}},
+            "enqueue": [{"lr": OOM_LR}],
+        },
+    )
+    code, out, err = finish(start("run", str(config), cwd=tmp_path, script=FAULTY_CLI))
+    assert code == 0 and err == "", err
+    trials = sorted(load_trials(tmp_path), key=lambda t: t.number)
+    assert states(trials) == ["FAIL", "COMPLETE", "COMPLETE"]
+    reason = trials[0].user_attrs["reason"]
+    assert reason.startswith("out of memory (batch_size=32, lr=0.0040): "), reason
+    assert "can't allocate memory" in reason
+    assert "trial 0    FAIL     (out of memory (batch_size=32, lr=0.0040)" in out
+    assert "(2/2 finished)" in out
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_repeated_failures_stop_the_study_with_exit_1(tmp_path: Path, workers: int) -> None:
     from tests.faulty_objective import BAD_DATA_LR
