@@ -25,7 +25,7 @@ class TrialPrinter:
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         out = self.stream or sys.stdout
-        finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+        finished = finished_rank(study, trial)
         record = TrialRecord.from_trial(trial)
         epochs = trial.params.get("epochs") or StudyRecord.from_study(study).fixed_epochs
         value = f"{self.metric}={record.value:.4g}" if record.value is not None else "no value"
@@ -50,6 +50,23 @@ class TrialPrinter:
             f"{f'/{epochs}' if epochs else ''} {seconds}  {params_text(trial.params)}\n"
         )
         out.flush()
+
+
+def finished_rank(study: optuna.Study, trial: FrozenTrial) -> int:
+    """How many trials had finished when ``trial`` ended (itself included, if it finished).
+
+    Not the count at the time of printing: with several workers another trial may have finished
+    in between, and two lines would show the same count.
+    """
+    finished = study.get_trials(deepcopy=False, states=FINISHED)
+    if trial.datetime_complete is None:
+        return len(finished)
+    key = (trial.datetime_complete, trial.number)
+    return sum(
+        1
+        for t in finished
+        if t.datetime_complete is not None and (t.datetime_complete, t.number) <= key
+    )
 
 
 def print_start(study: optuna.Study, finished: int, target: int, storage: str, out: TextIO) -> None:
