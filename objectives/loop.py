@@ -119,12 +119,16 @@ class LoopResult:
     train_seconds: float = 0.0
 
 
+# Steps between two reads of the running loss (a host synchronisation) to catch divergence.
+FINITE_CHECK_EVERY = 32
+
+
 class TrainingInterrupted(Exception):  # noqa: N818 - a stop, not an error
     """``should_stop`` said stop: the run stopped between two steps and ``state`` continues it
     (already handed to ``save_state``)."""
 
     def __init__(self, state: LoopState) -> None:
-        super().__init__(f"interrupted at {state.position}")
+        super().__init__(f"interrupted {state.position}")
         self.state = state
 
 
@@ -231,22 +235,25 @@ class _Run:
         return result
 
     def _train_epoch(self, started: float) -> bool:
-        """Train the rest of the current epoch; False when the loss stopped being finite."""
+        """Train the rest of the current epoch; False when the loss stopped being finite.
+
+        The loss sum stays on the device (no host synchronisation per step): it is read every
+        ``FINITE_CHECK_EVERY`` steps to catch a diverged run early, and at the end of the epoch.
+        """
         model, device, settings = self.model, self.device, self.settings
         model.train()
         call_started = time.perf_counter()
         batches = self.data.train(self.epoch)
         if self.step:
             batches = itertools.islice(batches, self.step, None)  # trained before the stop
+        # float64, as the sum was when it was a Python float; continued from a saved state.
+        running = torch.tensor(self.loss_sum, dtype=torch.float64, device=device)
         for batch in batches:
             labels = batch["labels"].to(device, non_blocking=True)
             inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "labels"}
             with self.autocast:
                 outputs = _outputs(model(**inputs))
             loss = self.data.task.loss(outputs, labels)
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                return False
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if settings.max_grad_norm is not None:
@@ -257,14 +264,19 @@ class _Run:
             if self.scheduler is not None:
                 self.scheduler.step()
             self.step += 1
-            self.loss_sum += loss_value * labels.shape[0]
+            running += loss.detach().to(torch.float64) * labels.shape[0]
             self.samples += labels.shape[0]
             self.result.train_samples += labels.shape[0]
+            if self.step % FINITE_CHECK_EVERY == 0 and not math.isfinite(running.item()):
+                self.result.train_seconds += time.perf_counter() - call_started
+                return False
             if self.control.should_stop is not None and self.control.should_stop():
                 self.result.train_seconds += time.perf_counter() - call_started
+                self.loss_sum = running.item()
                 self._interrupt(started)
         self.result.train_seconds += time.perf_counter() - call_started
-        return True
+        self.loss_sum = running.item()
+        return math.isfinite(self.loss_sum)
 
     def _evaluate(self, batches: Iterable[Batch], started: float) -> dict[str, float]:
         try:

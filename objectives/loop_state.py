@@ -59,10 +59,10 @@ class LoopState:
 
     @property
     def position(self) -> str:
-        """``epoch 3, step 12`` (or ``after epoch 2``) for messages."""
+        """``at epoch 3, step 12`` (or ``after epoch 2``) for messages."""
         if self.step == 0:
             return f"after epoch {self.epoch - 1}"
-        return f"epoch {self.epoch}, step {self.step}"
+        return f"at epoch {self.epoch}, step {self.step}"
 
 
 def cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -122,7 +122,7 @@ def _run(trial: optuna.Trial, config: StudyConfig, device: str, writer: TrialWri
     except TrainingInterrupted as stop:
         if resume is not None:
             resume.flush()  # the state is on disk before the trial is marked interrupted
-        writer.reason(f"interrupted at {stop.state.position}; resumes there on the next run")
+        writer.reason(f"interrupted {stop.state.position}; resumes there on the next run")
         raise KeyboardInterrupt from None
     except KeyboardInterrupt:
         if resume is not None:

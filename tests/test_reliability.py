@@ -92,6 +92,23 @@ def wait_for(
     raise AssertionError("timed out waiting for the study")
 
 
+def freeze_when(
+    folder: Path, ready: Callable[[list[FrozenTrial]], bool], process: subprocess.Popen[str]
+) -> list[FrozenTrial]:
+    """Wait until ``ready(trials)``, then freeze the process (SIGSTOP) and check again.
+
+    A micro trial can finish between a storage read and a signal; frozen, it cannot. Returns
+    the trials as they stand with the process frozen: the caller signals it, then sends SIGCONT.
+    """
+    while True:
+        wait_for(folder, ready, process)
+        process.send_signal(signal.SIGSTOP)
+        trials = load_trials(folder)
+        if ready(trials):
+            return trials
+        process.send_signal(signal.SIGCONT)  # it moved on meanwhile: wait for the next chance
+
+
 def running_with_an_epoch(count: int = 1) -> Callable[[list[FrozenTrial]], bool]:
     def ready(trials: list[FrozenTrial]) -> bool:
         running = [
@@ -118,10 +135,9 @@ def states(trials: list[FrozenTrial]) -> list[str]:
 def test_kill_9_mid_trial_then_the_same_command_retries_it(tmp_path: Path) -> None:
     config = write(tmp_path, {"study": {"n_trials": 2}, "fixed": {"epochs": 8}})
     process = start("run", str(config), cwd=tmp_path)
-    wait_for(tmp_path, running_with_an_epoch(), process)
     # Frozen first: the trial cannot finish between the storage read and the kill.
-    process.send_signal(signal.SIGSTOP)
-    dead = next(t for t in load_trials(tmp_path) if t.state == TrialState.RUNNING)
+    trials = freeze_when(tmp_path, running_with_an_epoch(), process)
+    dead = next(t for t in trials if t.state == TrialState.RUNNING)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     assert states(load_trials(tmp_path)) == ["RUNNING"], "no one told the storage"
@@ -183,9 +199,7 @@ def test_interrupt_fails_the_running_trials_exits_130_and_resumes(
         t.number for t in interrupted
     )
     # At most one resume state per unfinished trial.
-    stopped_in_training = [
-        t for t in interrupted if t.user_attrs["reason"].startswith("interrupted at")
-    ]
+    stopped_in_training = [t for t in interrupted if "resumes there" in t.user_attrs["reason"]]
     assert len(resume_states(tmp_path)) == len(stopped_in_training)
 
     code, out, err = finish(start(*args, cwd=tmp_path))

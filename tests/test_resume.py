@@ -8,6 +8,7 @@ without interruption (same seed, same parameters): bit-identical epochs on the C
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,19 +21,20 @@ from optuna.trial import FrozenTrial, TrialState
 from tests.test_reliability import (
     INTERRUPTED,
     finish,
+    freeze_when,
     load_trials,
     resume_states,
     start,
     states,
-    wait_for,
     write,
 )
 
-# One trial of 6 epochs of 38 steps (1200 sequences, batch 32): long enough to stop inside one.
+# One trial of 12 epochs of 75 steps (2400 sequences, batch 32): each epoch is many steps to stop
+# inside, and the run is long enough (a second or more) for the test to catch it training.
 LONG_TRIAL: dict[str, Any] = {
     "study": {"n_trials": 1},
-    "fixed": {"epochs": 6, "dropout": 0.1},
-    "data": {"n_train": 1200},
+    "fixed": {"epochs": 12, "dropout": 0.1},
+    "data": {"n_train": 2400},
 }
 
 
@@ -40,14 +42,26 @@ def saved_states(folder: Path) -> list[Path]:
     return [p for p in resume_states(folder) if p.suffix == ".pt"]
 
 
-def running_after(epochs: int) -> Callable[[list[FrozenTrial]], bool]:
+def training(least: int, most: int) -> Callable[[list[FrozenTrial]], bool]:
+    """A running trial with ``least`` to ``most`` epochs stored: it is inside its training loop
+    (or writing the next epoch's record), where a stop request lands at the next step."""
+
     def ready(trials: list[FrozenTrial]) -> bool:
         return any(
-            t.state == TrialState.RUNNING and len(t.user_attrs.get("epochs") or []) >= epochs
+            t.state == TrialState.RUNNING and least <= len(t.user_attrs.get("epochs") or []) <= most
             for t in trials
         )
 
     return ready
+
+
+def stop_while_training(
+    folder: Path, process: subprocess.Popen[str], least: int, most: int, how: signal.Signals
+) -> None:
+    """Freeze the run inside a trial's training loop, signal it, let it go on."""
+    freeze_when(folder, training(least, most), process)
+    process.send_signal(how)
+    process.send_signal(signal.SIGCONT)
 
 
 def uninterrupted(folder: Path) -> FrozenTrial:
@@ -83,8 +97,7 @@ def test_sigterm_mid_epoch_saves_the_state_and_the_rerun_continues_exactly(
     reference = uninterrupted(tmp_path / "reference")
     config = write(tmp_path, LONG_TRIAL)
     process = start("run", str(config), cwd=tmp_path)
-    wait_for(tmp_path, running_after(2), process)
-    process.send_signal(signal.SIGTERM)
+    stop_while_training(tmp_path, process, 2, 10, signal.SIGTERM)
     code, out, err = finish(process, timeout=120)
     assert code == 130 and err == INTERRUPTED, (out, err)
 
@@ -117,10 +130,9 @@ def test_kill_9_then_the_heartbeat_retry_continues_from_the_last_epoch(tmp_path:
     reference = uninterrupted(tmp_path / "reference")
     config = write(tmp_path, LONG_TRIAL)
     process = start("run", str(config), cwd=tmp_path)
-    wait_for(tmp_path, running_after(2), process)
     # Frozen, the process cannot finish its trial between the check and the kill.
-    process.send_signal(signal.SIGSTOP)
-    dead = next(t for t in load_trials(tmp_path) if t.state == TrialState.RUNNING)
+    trials = freeze_when(tmp_path, training(2, 10), process)
+    dead = next(t for t in trials if t.state == TrialState.RUNNING)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     saved = torch.load(saved_states(tmp_path)[0], weights_only=True)["loop"]
@@ -158,10 +170,9 @@ def corrupt(path: Path, how: str) -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["truncated", "other parameters", "old torch"])
 def test_an_unusable_state_is_never_resumed(tmp_path: Path, how: str) -> None:
-    config = write(tmp_path, deep_epochs(4))
+    config = write(tmp_path, deep_epochs(12))
     process = start("run", str(config), cwd=tmp_path)
-    wait_for(tmp_path, running_after(1), process)
-    process.send_signal(signal.SIGTERM)
+    stop_while_training(tmp_path, process, 1, 10, signal.SIGTERM)
     code, _, err = finish(process, timeout=120)
     assert code == 130, err
     expected = corrupt(saved_states(tmp_path)[0], how)
@@ -171,7 +182,7 @@ def test_an_unusable_state_is_never_resumed(tmp_path: Path, how: str) -> None:
     retry = sorted(load_trials(tmp_path), key=lambda t: t.number)[1]
     assert retry.state == TrialState.COMPLETE
     assert "resumed_from" not in retry.user_attrs
-    assert [e["epoch"] for e in retry.user_attrs["epochs"]] == [1, 2, 3, 4]
+    assert [e["epoch"] for e in retry.user_attrs["epochs"]] == list(range(1, 13))
     assert (
         expected in retry.user_attrs["reason"]
         and "trained from epoch 1" in retry.user_attrs["reason"]
@@ -185,10 +196,9 @@ def deep_epochs(epochs: int) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_delete_removes_the_studys_resume_states(tmp_path: Path) -> None:
-    config = write(tmp_path, deep_epochs(4))
+    config = write(tmp_path, deep_epochs(12))
     process = start("run", str(config), cwd=tmp_path)
-    wait_for(tmp_path, running_after(1), process)
-    process.send_signal(signal.SIGTERM)
+    stop_while_training(tmp_path, process, 1, 10, signal.SIGTERM)
     assert finish(process, timeout=120)[0] == 130
     assert [p.name for p in resume_states(tmp_path)] == ["trial-0.pt"]
     storage = f"sqlite:///{tmp_path / 'hp.db'}"

@@ -74,10 +74,10 @@ def uninterrupted() -> LoopResult:
 @pytest.mark.parametrize(
     ("calls", "position"),
     [
-        (3, "epoch 1, step 3"),
-        (6, "epoch 1, step 5"),  # before epoch 1's validation
-        (11, "epoch 2, step 5"),  # after epoch 2's last step
-        (15, "epoch 3, step 3"),
+        (3, "at epoch 1, step 3"),
+        (6, "at epoch 1, step 5"),  # before epoch 1's validation
+        (11, "at epoch 2, step 5"),  # after epoch 2's last step
+        (15, "at epoch 3, step 3"),
     ],
 )
 def test_a_run_stopped_mid_epoch_continues_exactly(
@@ -121,7 +121,7 @@ def test_a_state_says_where_it_stands() -> None:
     with pytest.raises(TrainingInterrupted) as stop:
         run(RunControl(should_stop=stop_after(9), save_state=saved.append))
     assert saved[0].position == "after epoch 1"
-    assert stop.value.state.position == "epoch 2, step 3"
+    assert stop.value.state.position == "at epoch 2, step 3"
     assert str(stop.value) == "interrupted at epoch 2, step 3"
 
 
@@ -153,5 +153,5 @@ def test_a_tiny_bert_stopped_mid_epoch_continues_exactly(tmp_path: Path) -> None
     # 96 / 16 = 6 steps and one validation question per epoch: the 9th is epoch 2, step 2.
     with pytest.raises(TrainingInterrupted) as stop:
         bert_run(RunControl(should_stop=stop_after(9)))
-    assert stop.value.state.position == "epoch 2, step 2"
+    assert stop.value.state.position == "at epoch 2, step 2"
     assert_same_run(bert_run(RunControl(resume=through_disk(stop.value.state))), uninterrupted)
