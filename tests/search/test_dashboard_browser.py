@@ -164,6 +164,12 @@ def test_dashboard_serves_trials_curves_and_artifacts_to_a_browser(
         time.sleep(0.2)
     assert resumed.returncode == 0, resumed.stderr.read() if resumed.stderr else ""
     assert reads > 0
+    # optuna-dashboard caches a study's trials for a few seconds (2-10 s by study size): the
+    # last trial shows once that cache expires.
+    deadline = time.monotonic() + 60
+    while len(get_json(f"{base}/api/studies/{study_id}")["trials"]) < 6:
+        assert time.monotonic() < deadline, "the dashboard never showed the 6th trial"
+        time.sleep(0.5)
     assert len(get_json(f"{base}/api/studies/{study_id}")["trials"]) == 6
 
     # After the resumed trials, the checkpoint belongs to whichever trial is best now.
