@@ -37,7 +37,7 @@ from search.record import (
     training_seed_of,
     write_study_facts,
 )
-from search.resume import TrialResume, enqueue_retry
+from search.resume import TrialResume, chain_of, enqueue_retry
 from search.space import sample_params
 from search.trial_files import config_artifact_dir, upload_trial_files
 from storage.artifacts import save_checkpoint
@@ -76,10 +76,11 @@ def _run(trial: optuna.Trial, config: StudyConfig, device: str, writer: TrialWri
     settings = loop_settings(params, config)
     seed = training_seed_of(trial)
     seed = config.study.seed if seed is None else seed
-    resume = TrialResume.of(trial, config, params, seed) if config.artifacts.resume else None
+    chain = chain_of(trial)
+    if chain.previous is not None:
+        writer.clear_inherited()  # a heartbeat retry starts with the dead trial's results
+    resume = TrialResume.of(trial, chain, config, params, seed) if config.artifacts.resume else None
     state, why_not = resume.load() if resume is not None else (None, None)
-    if resume is not None and resume.chain.previous is not None:
-        writer.clear_inherited()
     if why_not:
         writer.note(f"{why_not}: trained from epoch 1")
 
@@ -106,8 +107,8 @@ def _run(trial: optuna.Trial, config: StudyConfig, device: str, writer: TrialWri
         writer.attrs(job.trial_attrs)
         write_study_facts(trial.study, job.study_attrs)
         stop_at_safe_point()
-        if state is not None:
-            _carry_over(trial, writer, state, metric, resume)
+        if state is not None and chain.previous is not None:
+            _carry_over(trial, writer, state, metric, chain.previous)
         control = RunControl(
             should_stop=interrupt_requested,
             save_state=resume.save if resume is not None else None,
@@ -171,18 +172,13 @@ def _carry_over(
     writer: TrialWriter,
     state: LoopState,
     metric: str,
-    resume: TrialResume | None,
+    previous: int,
 ) -> None:
     """The dead trial's epochs become this trial's: stored once, reported once, unchanged."""
-    assert resume is not None and resume.chain.previous is not None
-    records = [EpochRecord.from_dict(r) for r in state.epochs]
     writer.carry_over(state.epochs, state.best_epoch)
-    for record in records:
+    for record in map(EpochRecord.from_dict, state.epochs):
         trial.report(record.metric(metric), record.epoch)
-    trial.set_user_attr(
-        RESUMED_FROM,
-        {"trial": resume.chain.previous, "epoch": state.epoch, "step": state.step},
-    )
+    trial.set_user_attr(RESUMED_FROM, {"trial": previous, "epoch": state.epoch, "step": state.step})
 
 
 def _first_line(error: BaseException) -> str:

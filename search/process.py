@@ -87,6 +87,12 @@ def redeliver_lost_interrupts(signum: int = signal.SIGINT) -> None:
     sys.unraisablehook = hook
 
 
+# Set by apply_command_policy: this process is an `hpsearch` command (signals are ours).
+_COMMAND_POLICY = False
+# Set by the first SIGTERM / Ctrl-C while trials run (see deferred_interrupts).
+_STOP_REQUESTED = False
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -114,9 +120,6 @@ def apply_worker_policy(quiet: bool) -> None:
 
 
 # --------------------------------------------------------------------------- stop requests
-
-_COMMAND_POLICY = False
-_STOP_REQUESTED = False
 
 
 def interrupt_requested() -> bool:

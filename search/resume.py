@@ -91,9 +91,13 @@ class TrialResume:
 
     @classmethod
     def of(
-        cls, trial: optuna.Trial, config: StudyConfig, params: dict[str, Any], seed: int
+        cls,
+        trial: optuna.Trial,
+        chain: Chain,
+        config: StudyConfig,
+        params: dict[str, Any],
+        seed: int,
     ) -> TrialResume:
-        chain = chain_of(trial)
         path = resume_files.resume_path(
             config_artifact_dir(config), trial.study.study_name, chain.first
         )

@@ -74,11 +74,7 @@ def remove(path: Path) -> None:
     for candidate in (path, path.with_name(path.name + PARTIAL)):
         with contextlib.suppress(FileNotFoundError):
             candidate.unlink()
-    for folder in (path.parent, path.parent.parent):
-        try:
-            folder.rmdir()  # only when empty: another trial's state stays
-        except OSError:
-            break
+    _remove_if_empty(path.parent)
 
 
 def remove_study(artifact_dir: Path, study_name: str) -> int:
@@ -88,17 +84,14 @@ def remove_study(artifact_dir: Path, study_name: str) -> int:
     for file in files:
         with contextlib.suppress(FileNotFoundError):
             file.unlink()
-    for candidate in (folder, folder.parent):
-        try:
-            candidate.rmdir()
-        except OSError:
-            break
+    _remove_if_empty(folder)
     return len(files)
 
 
-def states_in(artifact_dir: Path) -> list[Path]:
-    """Every state file (and temporary one) under an artifact folder."""
-    folder = artifact_dir / RESUME_FOLDER
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.rglob("trial-*") if p.is_file())
+def _remove_if_empty(study_folder: Path) -> None:
+    """The study's folder, then the resume folder, each only when empty (other states stay)."""
+    for folder in (study_folder, study_folder.parent):
+        try:
+            folder.rmdir()
+        except OSError:
+            break
