@@ -39,6 +39,7 @@ class LoopSettings:
     warmup_ratio: float = 0.0  # > 0: linear warmup over this share of steps, then linear decay
     max_grad_norm: float | None = None
     early_stopping_patience: int | None = None
+    compile: bool = False  # torch.compile the model's forward pass (weights stay shared)
 
 
 @dataclass(frozen=True)
@@ -142,12 +143,15 @@ class RunControl:
     epoch that the run survives (not pruned, not stopped early, not the last); it must serialise
     the state before it returns (the state holds the live model's tensors). ``resume`` continues
     a run from a state captured by an identical one (same model, data, settings and seed).
+    ``on_step(epoch, step, samples)`` is called after every training step with the samples
+    trained by this call so far (progress display; it must be cheap).
     """
 
     should_stop: Callable[[], bool] | None = None
     save_state: Callable[[LoopState], None] | None = None
     resume: LoopState | None = None
     save_every: int = 1
+    on_step: Callable[[int, int, int], None] | None = None
 
 
 class _Stopped(Exception):  # noqa: N818 - a stop, not an error
@@ -180,6 +184,8 @@ class _Run:
     ) -> None:
         self.model, self.data, self.settings = model, data, settings
         self.device, self.control = device, control
+        # The compiled module shares the model's parameters; states are read from ``model``.
+        self.forward: nn.Module = torch.compile(model) if settings.compile else model  # type: ignore[assignment]
         self.optimizer = _make_optimizer(model, settings)
         total_steps = max(1, settings.epochs * data.train_steps)
         self.scheduler = _make_schedule(self.optimizer, settings.warmup_ratio, total_steps)
@@ -248,11 +254,11 @@ class _Run:
             batches = itertools.islice(batches, self.step, None)  # trained before the stop
         # float64, as the sum was when it was a Python float; continued from a saved state.
         running = torch.tensor(self.loss_sum, dtype=torch.float64, device=device)
+        on_step = self.control.on_step
         for batch in batches:
-            labels = batch["labels"].to(device, non_blocking=True)
-            inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "labels"}
+            labels, inputs = _to_device(batch, device)
             with self.autocast:
-                outputs = _outputs(model(**inputs))
+                outputs = _outputs(self.forward(**inputs))
             loss = self.data.task.loss(outputs, labels)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -267,6 +273,8 @@ class _Run:
             running += loss.detach().to(torch.float64) * labels.shape[0]
             self.samples += labels.shape[0]
             self.result.train_samples += labels.shape[0]
+            if on_step is not None:
+                on_step(self.epoch, self.step, self.result.train_samples)
             if self.step % FINITE_CHECK_EVERY == 0 and not math.isfinite(running.item()):
                 self.result.train_seconds += time.perf_counter() - call_started
                 return False
@@ -281,7 +289,7 @@ class _Run:
     def _evaluate(self, batches: Iterable[Batch], started: float) -> dict[str, float]:
         try:
             return evaluate(
-                self.model, batches, self.device, self.data.task, self.control.should_stop
+                self.forward, batches, self.device, self.data.task, self.control.should_stop
             )
         except _Stopped:
             self._interrupt(started)
@@ -367,14 +375,25 @@ def evaluate(
     for batch in batches:
         if should_stop is not None and should_stop():
             raise _Stopped
-        labels = batch["labels"].to(device, non_blocking=True)
-        inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "labels"}
+        labels, inputs = _to_device(batch, device)
         with autocast:
             outputs.append(_outputs(model(**inputs)).float())
         targets.append(labels)
     if not targets:
         raise ValueError("evaluation split is empty")
     return task.metrics(torch.cat(outputs), torch.cat(targets))
+
+
+def _to_device(batch: Batch, device: torch.device) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(labels, inputs) on ``device``. For a GPU the host tensors are pinned first: a copy from
+    pinned memory is asynchronous (``non_blocking``), one from pageable memory is not."""
+    pin = device.type == "cuda"
+    moved = {
+        k: (v.pin_memory() if pin and v.device.type == "cpu" else v).to(device, non_blocking=True)
+        for k, v in batch.items()
+    }
+    labels = moved.pop("labels")
+    return labels, moved
 
 
 def _outputs(output: Any) -> torch.Tensor:

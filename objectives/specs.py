@@ -176,6 +176,7 @@ COMMON_PARAMS: Mapping[str, ParamRule] = {
     "warmup_ratio": ParamRule(float, 0.0, low=0.0, high=1.0),
     "dropout": ParamRule(float, 0.1, low=0.0, high=0.9),
     "early_stopping_patience": ParamRule(int, None, low=1, nullable=True),
+    "compile": ParamRule(bool, False),
 }
 
 

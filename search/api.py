@@ -17,7 +17,8 @@ import optuna
 
 from search.config import DEFAULT_STORAGE, StudyConfig
 from search.export import export_model, exported_config, write_export
-from search.prepare import prepare, setup_device
+from search.live import ProgressPlan
+from search.prepare import check_buildable, plan_placement, setup_device
 from search.report import render_report
 from search.retrain import DEFAULT_SEEDS, RetrainResult, retrain
 from search.study import RunSummary, open_existing_study, optimize_study
@@ -28,29 +29,40 @@ TrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 def run_study(
     config: StudyConfig,
     *,
-    device: str = "auto",
-    workers: int = 1,
+    device: str | None = None,
+    workers: int | None = None,
+    devices: str | None = None,
+    trials_per_device: int | None = None,
     allow_config_change: bool = False,
     on_trial: TrialCallback | None = None,
     on_start: Callable[[optuna.Study, int, int], None] | None = None,
+    progress: ProgressPlan | None = None,
     source: str = "config",
 ) -> RunSummary:
     """Create or resume the study of ``config`` and run trials until it holds ``n_trials``.
 
-    ``device`` is ``auto`` (CUDA when available), ``cpu`` or ``cuda``; ``workers`` processes
-    share the budget. ``on_trial(study, trial)`` is called after each trial (it must be
-    picklable when ``workers > 1``). Returns what the call did; rerunning resumes.
+    Placement: ``device`` (``auto`` by default: every visible GPU, else the CPU; ``cpu``,
+    ``cuda``, ``cuda:N``) with ``workers`` processes sharing the budget, or ``devices``
+    (``"cuda:0,cuda:1"``, ``"cpu,cpu"``) with ``trials_per_device`` workers on each.
+    ``on_trial(study, trial)`` is called after each trial (it must be picklable with several
+    workers). ``progress`` shows training inside trials (``search.live``). Returns what the
+    call did; rerunning resumes.
     """
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    resolved = prepare(config, source, device)
+    check_buildable(config, source)
+    slots = plan_placement(
+        device=device, devices=devices, workers=workers, trials_per_device=trials_per_device
+    )
     return optimize_study(
         config,
-        device=resolved,
-        workers=workers,
+        device=slots[0].device,
+        workers=len(slots),
+        slots=slots,
         allow_config_change=allow_config_change,
         on_trial=on_trial,
         on_start=on_start,
+        progress=progress,
     )
 
 

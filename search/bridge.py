@@ -28,10 +28,14 @@ from objectives.loop import (
 from objectives.loop_state import LoopState
 from objectives.specs import BuildRequest
 from search.config import StudyConfig
+from search.devices import Slot
 from search.formatting import params_text
+from search.live import TrialProgress
 from search.process import interrupt_requested, stop_at_safe_point
 from search.record import (
+    DEVICE,
     RESUMED_FROM,
+    WORKER,
     TrialWriter,
     running_value,
     training_seed_of,
@@ -53,14 +57,28 @@ def loop_settings(params: dict[str, Any], config: StudyConfig) -> LoopSettings:
         warmup_ratio=params["warmup_ratio"],
         max_grad_norm=params["max_grad_norm"],
         early_stopping_patience=params["early_stopping_patience"],
+        compile=params["compile"],
     )
 
 
-def run_trial(trial: optuna.Trial, config: StudyConfig, device: str) -> float:
-    """Train one sampled configuration as this trial; return the metric at its best epoch."""
+def run_trial(
+    trial: optuna.Trial,
+    config: StudyConfig,
+    device: str,
+    *,
+    slot: Slot | None = None,
+    progress: TrialProgress | None = None,
+) -> float:
+    """Train one sampled configuration as this trial; return the metric at its best epoch.
+
+    ``device`` is the torch device to train on; ``slot`` the worker's place as the user named
+    it (recorded as the trial's ``device`` and ``worker``); ``progress`` shows the training.
+    """
     writer = TrialWriter(trial)
+    where = slot or Slot(0, device)
+    writer.attrs({DEVICE: where.device, WORKER: where.worker})
     try:
-        return _run(trial, config, device, writer)
+        return _run(trial, config, device, writer, progress)
     except KeyboardInterrupt:
         # SIGTERM / Ctrl-C: the state (if any) stays for the retry queued here, which the next
         # run of the study picks up before sampling anything new.
@@ -68,9 +86,18 @@ def run_trial(trial: optuna.Trial, config: StudyConfig, device: str) -> float:
             writer.reason("interrupted; retried on the next run")
         enqueue_retry(trial)
         raise
+    finally:
+        if progress is not None:
+            progress.end()
 
 
-def _run(trial: optuna.Trial, config: StudyConfig, device: str, writer: TrialWriter) -> float:
+def _run(
+    trial: optuna.Trial,
+    config: StudyConfig,
+    device: str,
+    writer: TrialWriter,
+    progress: TrialProgress | None,
+) -> float:
     params = sample_params(trial, config)
     metric = config.study.metric
     settings = loop_settings(params, config)
@@ -86,6 +113,8 @@ def _run(trial: optuna.Trial, config: StudyConfig, device: str, writer: TrialWri
 
     def on_epoch(record: EpochRecord, improved: bool) -> None:
         writer.epoch(record.to_dict(), improved)
+        if progress is not None:
+            progress.epoch(record.to_dict())
         value = record.metric(metric)
         trial.report(value, record.epoch)
         # Pruning after the last epoch saves nothing and would throw away the trial's test
@@ -114,7 +143,11 @@ def _run(trial: optuna.Trial, config: StudyConfig, device: str, writer: TrialWri
             save_state=resume.save if resume is not None else None,
             resume=state,
             save_every=config.artifacts.resume_every,
+            on_step=progress.step if progress is not None else None,
         )
+        if progress is not None:
+            first = state.epoch if state is not None else 1
+            progress.start(trial.number, settings.epochs, job.data.train_steps, first)
         try:
             result = train(job.model, job.data, settings, device, on_epoch, control)
             _save_checkpoint(trial, config, result, job)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from objectives.errors import DataError, ModelError, ParamError
 from search.algorithms import build_pruner, build_sampler
 from search.config import StudyConfig, param_values
+from search.devices import Slot, gpu_count, parse_devices, plan_slots, spread, use_device
 from search.errors import ConfigError
 from storage.urls import parse_storage_url
 
@@ -35,27 +36,56 @@ def check_buildable(config: StudyConfig, source: str) -> None:
 
 
 def resolve_device(requested: str) -> str:
-    """``auto``: ``cuda`` when a GPU is visible, else ``cpu``. ``cuda`` without a GPU: error."""
-    import torch
+    """``auto``: ``cuda`` when a GPU is visible, else ``cpu``. ``cuda`` without a GPU: error.
 
-    if requested not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"device {requested!r}: use auto, cpu or cuda")
+    ``cuda:N`` names one GPU (checked to exist).
+    """
+    gpus = gpu_count()
     if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda" and not torch.cuda.is_available():
+        return "cuda" if gpus else "cpu"
+    if requested == "cuda" and not gpus:
         raise ConfigError(
             "--device cuda: no CUDA device is available here; use --device cpu or auto"
         )
-    return requested
+    if requested == "cuda":
+        return requested
+    if "," in requested:
+        raise ConfigError(f"--device {requested!r}: one device; use --devices for several")
+    return parse_devices(requested, gpus, "--device")[0]
 
 
-def use_device(device: str) -> None:
-    """Per-device settings for the whole process: TF32 matrix products on NVIDIA GPUs."""
-    if device.startswith("cuda"):
-        import torch
+def plan_placement(
+    *,
+    device: str | None = None,
+    devices: str | None = None,
+    workers: int | None = None,
+    trials_per_device: int | None = None,
+) -> list[Slot]:
+    """One slot per worker (``--device``/``--workers`` or ``--devices``/``--trials-per-device``).
 
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    ``--device X`` is the one-device form of ``--devices X``: giving both is refused, as is
+    ``--workers`` with ``--devices`` (the slots are the devices times ``--trials-per-device``).
+    """
+    if devices is not None and device is not None:
+        raise ConfigError(
+            f"--device {device} and --devices {devices}: give one of them "
+            "(--device X is the same as --devices X)"
+        )
+    if devices is not None and workers is not None:
+        raise ConfigError(
+            f"--workers {workers} and --devices {devices}: the workers are the devices times "
+            "--trials-per-device; drop --workers"
+        )
+    if devices is None and trials_per_device is None:
+        return spread(resolve_device(device or "auto"), workers or 1)
+    if trials_per_device is not None and workers is not None:
+        raise ConfigError(
+            f"--workers {workers} and --trials-per-device {trials_per_device}: give one of "
+            "them (--trials-per-device N runs N workers on each device)"
+        )
+    named = devices if devices is not None else (device or "auto")
+    option = "--devices" if devices is not None else "--device"
+    return plan_slots(parse_devices(named, gpu_count(), option), trials_per_device or 1)
 
 
 def setup_device(requested: str) -> str:
@@ -63,9 +93,3 @@ def setup_device(requested: str) -> str:
     device = resolve_device(requested)
     use_device(device)
     return device
-
-
-def prepare(config: StudyConfig, source: str, device: str) -> str:
-    """Check ``config`` and resolve ``device``; return the device trials will use."""
-    check_buildable(config, source)
-    return setup_device(device)

@@ -11,7 +11,16 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.caveats import caveats
 from search.formatting import number, params_text
-from search.record import FINISHED, RESUMED_FROM, Outcomes, StudyRecord, TrialRecord, records
+from search.record import (
+    DEVICE,
+    FINISHED,
+    RESUMED_FROM,
+    WORKER,
+    Outcomes,
+    StudyRecord,
+    TrialRecord,
+    records,
+)
 from search.study import RunSummary
 
 
@@ -44,10 +53,13 @@ class TrialPrinter:
         acc = record.metric("val_accuracy")
         accuracy = f" val_acc={acc:.3f}" if acc is not None else ""
         seconds = f"{record.seconds:.1f}s" if record.seconds is not None else ""
+        device, worker = trial.user_attrs.get(DEVICE), trial.user_attrs.get(WORKER)
+        where = f" on {device}" if device else ""
+        where += f" w{worker}" if device and worker is not None else ""
         out.write(
             f"[{finished:>{len(str(self.target))}}/{self.target}] trial {trial.number:<4} "
             f"{state:<8}{detail} {value}{accuracy} epochs {record.epochs_run}"
-            f"{f'/{epochs}' if epochs else ''} {seconds}  {params_text(trial.params)}\n"
+            f"{f'/{epochs}' if epochs else ''} {seconds}{where}  {params_text(trial.params)}\n"
         )
         out.flush()
 

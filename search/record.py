@@ -10,6 +10,8 @@ What a trial records (other tools read these keys; they do not change):
 - ``training_seed`` when a retrain enqueued it with a seed of its own; ``enqueue_index`` for an
   enqueued parameter set; ``audited_trial`` in an audit's companion study;
   ``train_samples_per_s``; facts the objective reports (``label_names``);
+- ``device`` (``cpu``, ``cuda:1``) and ``worker`` (the run's worker slot, from 0): where it
+  trained;
 - ``resumed_from: {trial, epoch, step}`` on a retry that continued where the trial it retries
   stopped (its ``epochs`` begin with that trial's own records, unchanged).
 
@@ -40,6 +42,8 @@ AUDITED_TRIAL = "audited_trial"  # in an audit's companion study: the trial it t
 ENQUEUE_INDEX = "enqueue_index"
 TRAIN_SAMPLES_PER_S = "train_samples_per_s"
 RESUMED_FROM = "resumed_from"  # a retry that continued a dead trial: {trial, epoch, step}
+DEVICE = "device"  # the device the trial trained on, as the run named it ("cpu", "cuda:1")
+WORKER = "worker"  # the worker slot of the run that trained it (0-based)
 # Study user attrs.
 CONFIG = "config"
 ENVIRONMENT = "environment"

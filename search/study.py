@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -25,8 +25,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.algorithms import build_pruner, build_sampler
 from search.config import PrunerSection, StudyConfig, config_from_dict
+from search.devices import Slot, spread, use_device
 from search.drift import config_differences, describe
 from search.errors import ConfigError, StudyError, WorkerError
+from search.live import ProgressPlan
 from search.process import (
     apply_worker_policy,
     deferred_interrupts,
@@ -162,8 +164,8 @@ def _find_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.study
         return None
 
 
-def environment(device: str, threads: int) -> dict[str, Any]:
-    """Package versions, device and thread count, stored with the study."""
+def environment(device: str, threads: int, devices: list[str] | None = None) -> dict[str, Any]:
+    """Package versions, device(s) and thread count, stored with the study."""
     versions = {}
     for package in ("torch", "optuna", "transformers", "datasets", "sqlalchemy", "numpy"):
         try:
@@ -175,6 +177,7 @@ def environment(device: str, threads: int) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": device,
+        "devices": devices or [device],
         "threads": threads,
         "cpu_count": os.cpu_count(),
         "packages": versions,
@@ -260,11 +263,20 @@ def optimize_study(
     allow_config_change: bool = False,
     on_trial: TrialCallback | None = None,
     on_start: Callable[[optuna.Study, int, int], None] | None = None,
+    slots: Sequence[Slot] | None = None,
+    progress: ProgressPlan | None = None,
 ) -> RunSummary:
-    """Run trials until the study holds ``n_trials`` finished ones (or time / failures stop it)."""
+    """Run trials until the study holds ``n_trials`` finished ones (or time / failures stop it).
+
+    One worker per slot: ``slots`` (from ``search.devices``) places each on its device; without
+    it, ``workers`` slots on ``device`` (``cuda`` spreads them over the visible GPUs).
+    """
+    slots = list(slots) if slots else spread(device, workers)
+    workers = len(slots)
     study, _ = open_study(config, allow_config_change=allow_config_change)
     threads = threads_per_worker(workers, config.spec.max_threads)
-    study.set_user_attr(ENVIRONMENT, environment(device, threads))
+    devices = list(dict.fromkeys(slot.device for slot in slots))
+    study.set_user_attr(ENVIRONMENT, environment(devices[0], threads, devices))
     target = effective_target(config)
     finished_before = count_finished(study)
     remaining = max(0, target - finished_before)
@@ -274,6 +286,7 @@ def optimize_study(
     if remaining == 0:
         return summary
     deadline = time.monotonic() + config.study.timeout if config.study.timeout else None
+    plan = progress or ProgressPlan()
     if workers <= 1:
         import torch
 
@@ -283,10 +296,11 @@ def optimize_study(
             multiprocessing.Value("i", 0),
             multiprocessing.Value("i", 0),
         )
+        worker = _Worker(slots[0], pinned=False, workers=1, progress=plan)
         with deferred_interrupts():
-            _work(study, config, device, budget, deadline, on_trial, summary.trials_run)
+            _work(study, config, worker, budget, deadline, on_trial, summary.trials_run)
     else:
-        budget = _run_workers(config, device, workers, remaining, deadline, on_trial)
+        budget = _run_workers(config, slots, remaining, deadline, on_trial, plan)
     summary.finished_after = count_finished(study)
     if budget.stop_code.value == _STOP_FAILURES:
         summary.stopped_because = (
@@ -310,10 +324,33 @@ class _Budget:
     stop_code: Any
 
 
+@dataclass(frozen=True)
+class _Worker:
+    """One worker's place and what it shows (picklable: it goes to a spawned worker)."""
+
+    slot: Slot
+    pinned: bool  # spawned with CUDA_VISIBLE_DEVICES naming only its GPU
+    workers: int  # how many share the run
+    progress: ProgressPlan
+
+    @property
+    def device(self) -> str:
+        return self.slot.train_device(self.pinned)
+
+    def setup(self) -> None:
+        """Make this worker's GPU the current device, with its per-device settings."""
+        device = self.device
+        use_device(device)
+        if device.startswith("cuda"):
+            import torch
+
+            torch.cuda.set_device(torch.device(device))
+
+
 def _work(
     study: optuna.Study,
     config: StudyConfig,
-    device: str,
+    worker: _Worker,
     budget: _Budget,
     deadline: float | None,
     on_trial: TrialCallback | None,
@@ -331,8 +368,14 @@ def _work(
         if on_trial is not None:
             on_trial(study, trial)
 
+    device = worker.device
+    worker.setup()
+    progress = worker.progress.for_worker(worker.slot.worker, worker.slot.label(worker.workers))
+    if progress is not None and worker.workers > 1:
+        progress.ready()
+
     def objective(trial: optuna.Trial) -> float:
-        return run_trial(trial, config, device)
+        return run_trial(trial, config, device, slot=worker.slot, progress=progress)
 
     while True:
         stop_at_safe_point()  # SIGTERM / Ctrl-C between two trials
@@ -371,34 +414,33 @@ def _work(
 
 def _run_workers(
     config: StudyConfig,
-    device: str,
-    workers: int,
+    slots: Sequence[Slot],
     remaining: int,
     deadline: float | None,
     on_trial: TrialCallback | None,
+    progress: ProgressPlan,
 ) -> _Budget:
     context = multiprocessing.get_context("spawn")
     budget = _Budget(context.Value("i", remaining), context.Value("i", 0), context.Value("i", 0))
     quiet = trial_failure_tracebacks_hidden()
+    workers = len(slots)
     processes = [
         context.Process(
             target=_worker_main,
             args=(
                 config.to_dict(mask_password=False),
-                device,
-                workers,
-                index,
+                _Worker(slot, pinned=slot.gpu is not None, workers=workers, progress=progress),
                 budget,
                 deadline,
                 on_trial,
                 quiet,
             ),
-            name=f"hpsearch-worker-{index}",
+            name=f"hpsearch-worker-{slot.worker}",
         )
-        for index in range(workers)
+        for slot in slots
     ]
-    for process in processes:
-        process.start()
+    for process, slot in zip(processes, slots, strict=True):
+        _start_pinned(process, slot)
     try:
         for process in processes:
             process.join()
@@ -415,6 +457,27 @@ def _run_workers(
             "the same command to resume"
         )
     return budget
+
+
+def _start_pinned(process: Any, slot: Slot) -> None:
+    """Start a spawned worker that sees only its slot's GPU (``CUDA_VISIBLE_DEVICES``).
+
+    A spawned process takes its environment from this one when it starts, before it imports
+    torch: the variable is set for the start only, then put back.
+    """
+    visible = slot.visible_devices()
+    if visible is None:
+        process.start()
+        return
+    previous = os.environ.get("CUDA_VISIBLE_DEVICES")
+    os.environ["CUDA_VISIBLE_DEVICES"] = visible
+    try:
+        process.start()
+    finally:
+        if previous is None:
+            del os.environ["CUDA_VISIBLE_DEVICES"]
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = previous
 
 
 def _stop_workers(processes: list[Any]) -> None:
@@ -437,9 +500,7 @@ def _stop_workers(processes: list[Any]) -> None:
 
 def _worker_main(
     config_data: dict[str, Any],
-    device: str,
-    workers: int,
-    worker_index: int,
+    worker: _Worker,
     budget: _Budget,
     deadline: float | None,
     on_trial: TrialCallback | None,
@@ -449,11 +510,12 @@ def _worker_main(
 
     apply_worker_policy(quiet)
     config = config_from_dict(config_data)
-    torch.set_num_threads(threads_per_worker(workers, config.spec.max_threads))
+    torch.set_num_threads(threads_per_worker(worker.workers, config.spec.max_threads))
+    index = worker.slot.worker
     try:
-        study, _ = open_study(config, allow_config_change=True, worker_index=worker_index)
+        study, _ = open_study(config, allow_config_change=True, worker_index=index)
         # The monotonic clock is system-wide on Linux, so the parent's deadline holds here.
-        _work(study, config, device, budget, deadline, on_trial)
+        _work(study, config, worker, budget, deadline, on_trial)
     except KeyboardInterrupt:
         sys.exit(130)
 

@@ -26,12 +26,12 @@ def add_storage(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--storage", metavar="URL", help=f"storage URL (default {DEFAULT_STORAGE})")
 
 
-def add_device(sub: argparse.ArgumentParser) -> None:
+def add_device(sub: argparse.ArgumentParser, default: str | None = "auto") -> None:
     sub.add_argument(
         "--device",
-        choices=("auto", "cpu", "cuda"),
-        default="auto",
-        help="auto = CUDA when available, else CPU (default auto)",
+        default=default,
+        metavar="DEVICE",
+        help="auto, cpu, cuda or cuda:N; auto = CUDA when available, else the CPU (default auto)",
     )
 
 

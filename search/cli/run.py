@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
 import sys
 from typing import Any
 
@@ -17,6 +19,7 @@ from search.cli.common import (
     positive_float,
     positive_int,
 )
+from search.live import MODES, BarDisplay, ProgressPlan, QueueStream, resolve_mode
 from search.progress import TrialPrinter, print_start, print_summary
 from search.study import open_existing_study
 from storage.urls import mask_password
@@ -34,11 +37,32 @@ def register(commands: Any) -> None:
     sub.add_argument(
         "--workers",
         type=positive_int,
-        default=1,
         metavar="K",
-        help="worker processes sharing the study (default 1)",
+        help="worker processes sharing the study (default 1), on --device; with --device cuda "
+        "or auto on a machine with GPUs they take the visible GPUs in turn",
     )
-    add_device(sub)
+    add_device(sub, default=None)
+    sub.add_argument(
+        "--devices",
+        metavar="LIST",
+        help="place workers on devices: auto (every visible GPU, else the CPU), cpu, or a comma "
+        "list such as cuda:0,cuda:1 or cpu,cpu; one worker per device times "
+        "--trials-per-device. --device X is the same as --devices X: give one of the two, and "
+        "not --workers with --devices",
+    )
+    sub.add_argument(
+        "--trials-per-device",
+        type=positive_int,
+        metavar="N",
+        help="trials running at once on each device (default 1)",
+    )
+    sub.add_argument(
+        "--progress",
+        choices=MODES,
+        default="auto",
+        help="inside trials: bars (a live bar per worker), epochs (a line per epoch), off; "
+        "auto = bars on a terminal, else epochs (default auto)",
+    )
     sub.add_argument(
         "--allow-config-change",
         action="store_true",
@@ -56,15 +80,26 @@ def run(args: argparse.Namespace) -> int:
         printer.target = target
         print_start(study, finished, target, storage, sys.stdout)
 
-    summary = run_study(
-        config,
-        source=args.config,
-        device=args.device,
-        workers=args.workers,
-        allow_config_change=args.allow_config_change,
-        on_trial=printer,
-        on_start=on_start,
-    )
+    mode = resolve_mode(args.progress)
+    plan = ProgressPlan(mode)
+    display = contextlib.nullcontext()
+    if mode == "bars":
+        plan.events = multiprocessing.get_context("spawn").Queue()
+        printer.stream = QueueStream(plan.events)
+        display = BarDisplay().running(plan.events)
+    with display:
+        summary = run_study(
+            config,
+            source=args.config,
+            device=args.device,
+            workers=args.workers,
+            devices=args.devices,
+            trials_per_device=args.trials_per_device,
+            allow_config_change=args.allow_config_change,
+            on_trial=printer,
+            on_start=on_start,
+            progress=plan,
+        )
     study = open_existing_study(config.study.storage, config.study.name)
     print_summary(study, summary, storage, sys.stdout)
     if summary.stopped_because and summary.stopped_because != "timeout":

@@ -134,7 +134,12 @@ def test_default_storage_is_created_under_the_working_directory(
         ([], "the following arguments are required: COMMAND"),
         (["run", "{config}", "--workers", "0"], "--workers: must be at least 1, got 0"),
         (["run", "{config}", "--n-trials", "many"], "expected a whole number, got 'many'"),
-        (["run", "{config}", "--device", "tpu"], "invalid choice: 'tpu'"),
+        (["run", "{config}", "--device", "tpu"], "--device 'tpu': unknown device 'tpu'"),
+        (["run", "{config}", "--devices", "gpu0"], "--devices 'gpu0': unknown device 'gpu0'"),
+        (["run", "{config}", "--devices", "cpu", "--workers", "2"], "drop --workers"),
+        (["run", "{config}", "--devices", "cpu", "--device", "cpu"], "give one of them"),
+        (["run", "{config}", "--trials-per-device", "0"], "must be at least 1, got 0"),
+        (["run", "{config}", "--progress", "loud"], "invalid choice: 'loud'"),
         (["run", "{config}", "--bogus"], "unrecognized arguments: --bogus"),
         (["run", "{config}", "--set", "fixed.epochs"], "expected KEY=VALUE"),
         (
@@ -154,6 +159,7 @@ def test_default_storage_is_created_under_the_working_directory(
         (["show", "micro", "--trial", "99"], "has no trial 99"),
         (["export", "nosuch"], "no study 'nosuch'"),
         (["run", "{config}", "--device", "cuda"], "no CUDA device"),
+        (["run", "{config}", "--devices", "cuda:0,cuda:1"], "no CUDA device"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_leaves_the_storage_untouched(
