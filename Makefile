@@ -10,7 +10,7 @@ WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 # Tests and CI never reach a model or dataset hub.
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE
 
-.PHONY: install study test test-fast dashboard lint format bench bench-deps bench-quick clean
+.PHONY: install study test test-fast dashboard lint format bench bench-deps bench-quick gpu-wheels gpu-check clean
 
 install: $(STAMP)
 
@@ -51,6 +51,27 @@ bench: bench-deps
 
 bench-quick: bench-deps
 	$(OFFLINE) $(PY) -m benchmarks --quick
+
+# The GPU check (README "Running on GPUs") runs on a machine's own Python 3.12, torch and
+# transformers. The packages such a machine lacks travel as cp312 wheels in .gpu-wheels (git-ignored,
+# about 8 MB), fetched here with the versions of constraints.txt and installed there without deps.
+GPU_WHEELS   ?= .gpu-wheels
+GPU_PYTHON   ?= python3
+GPU_SITE     ?= /tmp/hpsearch-gpu-site
+GPU_PACKAGES := optuna alembic Mako colorlog SQLAlchemy pydantic pydantic_core annotated-types typing-inspection typing_extensions
+
+gpu-wheels: $(STAMP)
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+		--platform manylinux2014_x86_64 -d $(GPU_WHEELS) \
+		$$(for p in $(GPU_PACKAGES); do grep -i "^$$p==" constraints.txt; done)
+	@ls $(GPU_WHEELS)
+
+gpu-check:
+	@test -n "$$(ls $(GPU_WHEELS)/*.whl 2>/dev/null)" || { echo "gpu-check: no wheels in $(GPU_WHEELS); run 'make gpu-wheels' first (where pip can reach the registry)"; exit 2; }
+	$(GPU_PYTHON) -m pip install --quiet --no-index --no-deps --no-compile --upgrade \
+		--target $(GPU_SITE) $(GPU_WHEELS)/*.whl
+	PYTHONPATH=$(GPU_SITE):. $(OFFLINE) $(GPU_PYTHON) -m benchmarks.gpu_check $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) studies report .pytest_cache .ruff_cache build *.egg-info

@@ -107,3 +107,33 @@ def test_weight_decay_spares_biases_and_norms() -> None:
     assert all(p.ndim >= 2 for p in decayed["params"])
     spared_ids = {id(p) for p in spared["params"]}
     assert id(model.norm.weight) in spared_ids and id(model.head.bias) in spared_ids
+
+
+def test_on_step_reports_every_step_with_the_samples_trained() -> None:
+    from objectives.loop import RunControl
+
+    model, data = model_and_data(batch=64)  # 400 samples: 6 full batches and one of 16
+    steps: list[tuple[int, int, int]] = []
+    control = RunControl(on_step=lambda e, s, n: steps.append((e, s, n)))
+    train(model, data, LoopSettings(epochs=2, lr=1e-3), "cpu", control=control)
+    assert [(e, s) for e, s, _ in steps] == [(e, s) for e in (1, 2) for s in range(1, 8)]
+    assert [n for _, _, n in steps][:7] == [64, 128, 192, 256, 320, 384, 400]
+    assert steps[-1][2] == 800
+
+
+@pytest.mark.slow
+def test_compiled_forward_trains_to_the_same_metrics() -> None:
+    """``compile: true`` runs the forward pass through torch.compile; the weights stay shared."""
+    results = []
+    splits = make_task(MICRO, seed=0)
+    for compiled in (False, True):
+        torch.manual_seed(0)  # no dropout: compiled kernels draw dropout masks differently
+        model = ToyTransformer(splits.vocab_size, splits.seq_len, splits.num_classes, 32, 2, 1, 0.0)
+        data = loop_data(splits, 32, 0)
+        settings = LoopSettings(epochs=2, lr=3e-3, compile=compiled)
+        results.append(train(model, data, settings, "cpu"))
+        assert not any(k.startswith("_orig_mod") for k in model.state_dict())
+    plain, compiled_run = results
+    for a, b in zip(plain.epochs, compiled_run.epochs, strict=True):
+        assert math.isclose(a.val_loss, b.val_loss, rel_tol=1e-3), (a, b)
+    assert compiled_run.best_state is not None
