@@ -161,13 +161,16 @@ def loop_data(task: TokenizedTask, batch_size: int, seed: int, pad_id: int) -> L
         for start in range(0, len(order), batch_size):
             yield tensors(task.train, order[start : start + batch_size])
 
+    # No gradients or optimizer state in evaluation: batches twice the training size fit too.
+    eval_batch = max(EVAL_BATCH_SIZE, 2 * batch_size)
+
     def evaluation(split: TokenizedSplit) -> Callable[[], Iterator[Batch]]:
         # Similar lengths together: each batch pads to little more than its own length.
         order = np.argsort(split.lengths, kind="stable")
 
         def batches() -> Iterator[Batch]:
-            for start in range(0, len(order), EVAL_BATCH_SIZE):
-                yield tensors(split, order[start : start + EVAL_BATCH_SIZE])
+            for start in range(0, len(order), eval_batch):
+                yield tensors(split, order[start : start + eval_batch])
 
         return batches
 
