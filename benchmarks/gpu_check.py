@@ -8,7 +8,8 @@ It measures, on the GPU it finds, and writes ``benchmarks/RESULTS-gpu.md``:
    weights made here: 12 layers, hidden 768, 110 M parameters), samples/s, alternating runs;
 3. peak GPU memory over 10 consecutive trials of a BERT study (goal: flat within 5 %);
 4. the out-of-memory path: a trial whose batch cannot fit fails with reason ``out of memory``,
-   the memory is given back and the next trial completes.
+   the memory is given back and the next trial completes;
+5. ``fixed.compile: true`` against eager on the toy model (compile time, speed after it).
 
 It runs from the source tree on the machine's own torch and transformers (``python -m
 benchmarks.gpu_check``); the packages that machine lacks (optuna, sqlalchemy, alembic, colorlog,
@@ -531,6 +532,48 @@ def out_of_memory(section: Section, device: str, sizes: Sizes, folder: Path) -> 
     )
 
 
+# --------------------------------------------------------------------------- 5. compile
+
+
+def compiled(section: Section, device: str, sizes: Sizes) -> None:
+    """``fixed.compile: true`` against eager, on the toy model: compile time and steady speed."""
+    import torch
+
+    from objectives.loop import LoopSettings, train
+    from objectives.specs import ToyDataConfig
+    from objectives.toy_transformer import ToyTransformer, loop_data, make_task
+
+    if not device.startswith("cuda") and sizes.oom is False:
+        section.lines.append("skipped in a smoke run (compiling on the CPU takes about a minute)")
+        return
+    splits = make_task(ToyDataConfig(n_train=sizes.toy_n_train, n_val=500, n_test=500), 0)
+    rows = []
+    for compile_model in (False, True):
+        torch.manual_seed(0)
+        model = ToyTransformer(splits.vocab_size, splits.seq_len, splits.num_classes, 64, 4, 2, 0.0)
+        model = model.to(device)
+        data = loop_data(splits, 32, 0)
+        settings = LoopSettings(epochs=3, lr=1e-3, compile=compile_model)
+        result = train(model, data, settings, device)
+        first, rest = result.epochs[0].seconds, [r.seconds for r in result.epochs[1:]]
+        rate = sizes.toy_n_train / statistics.median(rest)
+        rows.append((compile_model, first, rate, result.epochs[-1].val_loss))
+    section.lines += [
+        "The toy model (hidden 64, 2 layers, batch 32), 3 epochs each: the first epoch holds "
+        "the compilation; samples/s from the median of the others (evaluation included).",
+        "",
+        "| compile | first epoch s | samples/s after | val_loss after 3 epochs |",
+        "|---|---|---|---|",
+        *(f"| {c} | {f:.1f} | {r:.0f} | {v:.4f} |" for c, f, r, v in rows),
+    ]
+    speedup = rows[1][2] / rows[0][2]
+    section.verdict = (
+        f"compiled / eager after compilation: **{speedup:.2f}x**; compilation costs "
+        f"{rows[1][1] - rows[0][1]:.0f} s per trial. (`compile` stays off by default unless "
+        "this pays within a typical trial.)"
+    )
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -561,6 +604,7 @@ def main(argv: list[str] | None = None) -> int:
             ("Loop vs Hugging Face Trainer, bf16", lambda s: loop_vs_trainer(s, device, sizes)),
             ("Peak memory over consecutive trials", lambda s: memory(s, device, sizes, folder)),
             ("Out of memory on the GPU", lambda s: out_of_memory(s, device, sizes, folder)),
+            ("torch.compile on the toy model", lambda s: compiled(s, device, sizes)),
         ]
         for title, body in steps:
             report.add(guarded(title, body))

@@ -29,6 +29,7 @@ def test_gpu_check_smoke_run_writes_every_section(tmp_path: Path) -> None:
         "Loop vs Hugging Face Trainer, bf16",
         "Peak memory over consecutive trials",
         "Out of memory on the GPU",
+        "torch.compile on the toy model",
     ):
         assert f"## {title}" in text
     assert "**failed**" not in text
