@@ -214,24 +214,6 @@ def placement(section: Section, device: str, sizes: Sizes, folder: Path) -> None
 # --------------------------------------------------------------------------- 2. loop vs Trainer
 
 
-def random_batches(count: int, batch: int, length: int, vocab: int, seed: int) -> list[Any]:
-    import torch
-
-    generator = torch.Generator().manual_seed(seed)
-    out = []
-    for _ in range(count):
-        ids = torch.randint(1000, vocab, (batch, length), generator=generator)
-        out.append(
-            {
-                "input_ids": ids,
-                "attention_mask": torch.ones_like(ids),
-                "token_type_ids": torch.zeros_like(ids),
-                "labels": torch.randint(0, 2, (batch,), generator=generator),
-            }
-        )
-    return out
-
-
 def loop_rate(model: Any, batches: list[Any], device: str) -> float:
     from objectives.loop import LoopData, LoopSettings, train
 
@@ -320,7 +302,9 @@ def loop_vs_trainer(section: Section, device: str, sizes: Sizes) -> None:
         model.load_state_dict(initial)
         return model.to(device)
 
-    batches = random_batches(sizes.bert_steps, sizes.bert_batch, sizes.bert_length, 30522, 1)
+    from benchmarks.bert_throughput import synthetic_batches
+
+    batches = synthetic_batches(sizes.bert_steps, sizes.bert_batch, sizes.bert_length, 30522, 1)
     warm = batches[: max(2, sizes.bert_steps // 8)]
     loop_rate(fresh(), warm, device)  # kernels chosen, allocator warmed, for both sides
     trainer_rate(fresh(), warm, device)
@@ -362,43 +346,12 @@ CUES = (["good", "great", "fine"], ["bad", "poor", "awful"])
 
 
 def write_bert(folder: Path, sizes: Sizes) -> Path:
-    """A random BERT and a WordPiece tokenizer trained here on generated text."""
-    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
-    from tokenizers.models import WordPiece
-    from tokenizers.trainers import WordPieceTrainer
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    """A random BERT of the check's size and a WordPiece tokenizer trained here."""
+    from benchmarks.synthetic_bert import write_random_bert
 
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    backend = Tokenizer(WordPiece(unk_token="[UNK]"))
-    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     corpus = [" ".join(WORDS[i : i + 20]) for i in range(0, len(WORDS), 20)]
     corpus += [" ".join(cue) for cue in CUES]
-    backend.train_from_iterator(corpus, WordPieceTrainer(vocab_size=1000, special_tokens=specials))
-    cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
-    backend.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
-    )
-    tokenizer = BertTokenizerFast(
-        tokenizer_object=backend,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-    )
-    config = BertConfig(
-        vocab_size=backend.get_vocab_size(),
-        max_position_embeddings=512,
-        pad_token_id=backend.token_to_id("[PAD]"),
-        **sizes.bert,
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return write_random_bert(folder, corpus, 1000, max_position_embeddings=512, **sizes.bert)
 
 
 def write_rows(path: Path, count: int, seed: int) -> Path:

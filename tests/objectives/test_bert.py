@@ -17,6 +17,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from benchmarks.synthetic_bert import write_random_bert
+
 FILLER = [
     "the",
     "a",
@@ -73,46 +75,18 @@ def write_csv(path: Path, rows: list[dict[str, Any]], delimiter: str = ",") -> P
 
 def build_tiny_bert(folder: Path) -> Path:
     """A random 2-layer BERT (hidden 32) and a WordPiece tokenizer trained on generated text."""
-    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
-    from tokenizers.models import WordPiece
-    from tokenizers.trainers import WordPieceTrainer
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    backend = Tokenizer(WordPiece(unk_token="[UNK]"))
-    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    backend.decoder = decoders.WordPiece()
     rng = random.Random(0)
     corpus = [sentence(rng, rng.random() < 0.5) for _ in range(500)]
-    backend.train_from_iterator(corpus, WordPieceTrainer(vocab_size=200, special_tokens=specials))
-    cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
-    backend.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
-    )
-    tokenizer = BertTokenizerFast(
-        tokenizer_object=backend,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-    )
-    config = BertConfig(
-        vocab_size=backend.get_vocab_size(),
+    return write_random_bert(
+        folder,
+        corpus,
+        200,
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=64,
-        pad_token_id=backend.token_to_id("[PAD]"),
     )
-    folder.mkdir(parents=True, exist_ok=True)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
