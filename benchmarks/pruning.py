@@ -41,8 +41,8 @@ def sizes(settings: Settings) -> dict[str, int]:
     if settings.mode == "smoke":
         return {"n_trials": 4, "epochs": 3, "seeds": 1, "audit": 2}
     if settings.quick:
-        return {"n_trials": 12, "epochs": 15, "seeds": 3, "audit": 4}
-    return {"n_trials": 30, "epochs": 30, "seeds": 5, "audit": AUDIT_TRIALS}
+        return {"n_trials": 12, "epochs": 20, "seeds": 3, "audit": 4}
+    return {"n_trials": 30, "epochs": 40, "seeds": 5, "audit": AUDIT_TRIALS}
 
 
 def specs(settings: Settings) -> list[StudySpec]:
@@ -67,7 +67,7 @@ def specs(settings: Settings) -> list[StudySpec]:
 
 
 def _quick_startup(settings: Settings) -> tuple[str, ...]:
-    # Twelve trials leave TPE (8 random startup trials) and the median pruner (5) almost nothing
+    # Twelve trials leave TPE (10 random startup trials) and the median pruner (5) almost nothing
     # to do; shorter startups keep the quick figure a search with pruning, as the full one is.
     if settings.mode == "full":
         return ()

@@ -57,7 +57,7 @@ def test_default_config_matches_design(tmp_path: Path) -> None:
     assert config.study.storage == "sqlite:///studies/hpsearch.db"
     assert config.sampler.name == "tpe" and config.pruner.name == "median"
     assert config.study.metric == "val_loss" and config.direction == "minimize"
-    assert config.fixed["epochs"] == 30
+    assert config.fixed["epochs"] == 40
     lr = config.search["lr"]
     assert lr.type == "float" and lr.low == 1e-5 and lr.log
 
