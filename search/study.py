@@ -442,8 +442,7 @@ def _run_workers(
     for process, slot in zip(processes, slots, strict=True):
         _start_pinned(process, slot)
     try:
-        for process in processes:
-            process.join()
+        _wait_for_all(processes)
     except KeyboardInterrupt:
         _stop_workers(processes)
         raise
@@ -457,6 +456,24 @@ def _run_workers(
             "the same command to resume"
         )
     return budget
+
+
+def _wait_for_all(processes: list[Any]) -> None:
+    """Wait until every worker has exited, back in the interpreter at least twice a second.
+
+    A Ctrl-C or SIGTERM can be delivered to any thread of this process (libraries start native
+    threads); Python then runs its handler only when the main thread next executes bytecode. A
+    main thread blocked in ``join()`` without a timeout would not notice the signal until a
+    worker exits on its own, after the study has finished.
+    """
+    from multiprocessing.connection import wait
+
+    pending = list(processes)
+    while pending:
+        wait([process.sentinel for process in pending], timeout=0.5)
+        pending = [process for process in pending if process.exitcode is None]
+    for process in processes:
+        process.join()
 
 
 def _start_pinned(process: Any, slot: Slot) -> None:

@@ -59,7 +59,7 @@ def test_default_config_matches_design(tmp_path: Path) -> None:
     assert config.study.metric == "val_loss" and config.direction == "minimize"
     assert config.fixed["epochs"] == 40
     lr = config.search["lr"]
-    assert lr.type == "float" and lr.low == 1e-5 and lr.log
+    assert lr.type == "float" and lr.low == 4e-4 and lr.high == 0.1 and lr.log
 
 
 def test_scientific_notation_is_a_number_in_files_and_overrides(tmp_path: Path) -> None:
