@@ -284,9 +284,14 @@ def audit_result(
         )
         beats = enters = False
         if full_value is not None:
-            better = (lambda a, b: a > b) if maximize else (lambda a, b: a < b)
-            beats = not others or better(full_value, others[0])
-            enters = len(others) < TOP or better(full_value, others[TOP - 1])
+            beats, enters = _ranks(full_value, others, maximize)
+            if record.early_stopped and record.value is not None:
+                # An early-stopped trial completed with its best epoch's value and is ranked with
+                # it: stopping cost it a place only where running on did better than that.
+                kept_beats, kept_enters = _ranks(record.value, others, maximize)
+                improved = _better(full_value, record.value, maximize)
+                beats = improved and beats and not kept_beats
+                enters = improved and enters and not kept_enters
         result.rows.append(
             AuditRow(
                 trial=record.number,
@@ -301,6 +306,17 @@ def audit_result(
             )
         )
     return result
+
+
+def _better(a: float, b: float, maximize: bool) -> bool:
+    return a > b if maximize else a < b
+
+
+def _ranks(value: float, others: list[float], maximize: bool) -> tuple[bool, bool]:
+    """(beats the best of ``others``, is in their top ``TOP``); ``others`` sorted best first."""
+    beats = not others or _better(value, others[0], maximize)
+    enters = len(others) < TOP or _better(value, others[TOP - 1], maximize)
+    return beats, enters
 
 
 def read_audit(source: optuna.Study, storage: str) -> AuditResult | None:

@@ -103,3 +103,24 @@ def test_a_pruned_trial_that_would_have_won_is_a_wrong_prune() -> None:
     assert result.wrong_rate == 0.5
     assert result.regret is not None and abs(result.regret - 0.1) < 1e-12
     assert result.epochs_saved == (10 - 2) + (10 - 3) and result.epochs_spent == 20
+
+
+def test_an_early_stopped_trial_that_running_on_does_not_improve_is_no_wrong_prune() -> None:
+    """It completed with its best epoch's value and is ranked with it: stopping lost nothing."""
+    source = optuna.create_study(direction="minimize")
+    source.set_user_attr("config", {"study": {"metric": "val_loss"}, "fixed": {"epochs": 10}})
+    for value in (0.5, 0.4, 0.35):
+        source.add_trial(_trial(value, TrialState.COMPLETE, 10))
+    stopped = {REASON: "early_stopped after epoch 6: no better val_loss for 3 epochs"}
+    source.add_trial(_trial(0.3, TrialState.COMPLETE, 6, **stopped))  # already the best
+    source.add_trial(_trial(0.45, TrialState.COMPLETE, 6, **stopped))  # 4th; would be 1st
+    companion = optuna.create_study(direction="minimize")
+    companion.add_trial(_trial(0.3, TrialState.COMPLETE, 10, **{AUDITED_TRIAL: 3}))  # the same
+    companion.add_trial(_trial(0.2, TrialState.COMPLETE, 10, **{AUDITED_TRIAL: 4}))  # better
+    candidates = stopped_trials(source.get_trials())
+    result = audit_result(source, companion, candidates, candidates)
+    assert [(r.trial, r.ended, r.beats_best, r.enters_top) for r in result.rows] == [
+        (3, "early-stopped", False, False),
+        (4, "early-stopped", True, True),
+    ]
+    assert result.wrong_rate == 0.5
