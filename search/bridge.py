@@ -112,9 +112,10 @@ def _run(
         writer.note(f"{why_not}: trained from epoch 1")
 
     def on_epoch(record: EpochRecord, improved: bool) -> None:
-        writer.epoch(record.to_dict(), improved)
+        row = record.to_dict()
+        writer.epoch(row, improved)
         if progress is not None:
-            progress.epoch(record.to_dict())
+            progress.epoch(row)
         value = record.metric(metric)
         trial.report(value, record.epoch)
         # Pruning after the last epoch saves nothing and would throw away the trial's test

@@ -143,13 +143,3 @@ def spread(device: str, workers: int, gpus: int | None = None) -> list[Slot]:
             return [Slot(w, f"cuda:{w % count}") for w in range(workers)]
         return [Slot(w, "cuda:0") for w in range(workers)]
     return [Slot(w, device) for w in range(workers)]
-
-
-def describe(slots: Sequence[Slot]) -> str:
-    """``4 workers: cuda:0 x2, cuda:1 x2`` (the devices in first-use order)."""
-    counts: dict[str, int] = {}
-    for slot in slots:
-        counts[slot.device] = counts.get(slot.device, 0) + 1
-    parts = [f"{device} x{n}" if n > 1 else device for device, n in counts.items()]
-    noun = "worker" if len(slots) == 1 else "workers"
-    return f"{len(slots)} {noun}: {', '.join(parts)}"

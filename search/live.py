@@ -64,8 +64,8 @@ class TrialProgress:
         if self.mode == "epochs":
             sys.stdout.write(text)
             sys.stdout.flush()
-        elif self.mode == "bars" and self.events is not None:
-            self.events.put((-1, "", "line", text))
+        else:
+            self._send("line", text)
 
     def start(self, trial: int, epochs: int, steps_per_epoch: int, first_epoch: int = 1) -> None:
         self._trial, self._epochs, self._steps = trial, epochs, max(1, steps_per_epoch)
@@ -101,7 +101,7 @@ class TrialProgress:
             )
             sys.stdout.flush()
         elif self.mode == "bars":
-            self._send("epoch", epoch, epoch * self._steps, record.get("val_loss"))
+            self._send("epoch", epoch, epoch * self._steps)
 
     def end(self) -> None:
         self._send("end")
@@ -189,7 +189,7 @@ class BarDisplay:
                 speed=speed,
             )
         elif kind == "epoch" and worker in self.trials:
-            epoch, done, _ = values
+            epoch, done = values
             _, epochs, _ = self.trials[worker]
             self.progress.update(
                 task, completed=done, position=f"epoch {min(epoch + 1, epochs)}/{epochs}"
