@@ -2,7 +2,7 @@
 
 Trivial trials (one sampled float, 5 reports, ``should_prune`` after each, median pruner, random
 sampler so that the sampler costs nothing) against each storage: the project's SQLite setup
-(``storage.rdb.open_storage``: WAL, busy timeout, heartbeats), the same without heartbeats,
+(``storage.connect.open_storage``: WAL, busy timeout, heartbeats), the same without heartbeats,
 Optuna's default SQLite storage (a ``sqlite:///`` string), the journal file storage, and memory.
 The storages take turns in blocks of trials (round 1: block 1 of each storage, in rotating
 order; round 2: block 2; ...), so every storage sees the machine's drift alike and the blocks
@@ -49,7 +49,7 @@ def _objective(trial: Any) -> float:
 def _make_study(side: str, folder: Path) -> Any:
     import optuna
 
-    from storage.rdb import open_storage
+    from storage.connect import open_storage
     from storage.urls import parse_storage_url
 
     slug = side.replace(" ", "-").replace(",", "")

@@ -22,7 +22,7 @@ import optuna
 from search.errors import ConfigError
 from search.trial_files import study_artifact_dir
 from storage.artifacts import artifact_dir, open_store
-from storage.rdb import open_storage
+from storage.connect import open_storage
 from storage.urls import parse_storage_url
 
 READY_TIMEOUT_S = 30.0

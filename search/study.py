@@ -39,7 +39,8 @@ from search.process import (
 from search.record import CONFIG, ENQUEUE_INDEX, ENVIRONMENT, FINISHED
 from search.space import grid
 from search.version import __version__
-from storage.rdb import open_storage
+from storage.connect import open_storage
+from storage.proxy import ProxyClient
 from storage.urls import StorageUrl, parse_storage_url
 
 
@@ -56,9 +57,17 @@ class RunSummary:
 
 
 def open_study(
-    config: StudyConfig, *, allow_config_change: bool = False, worker_index: int = 0
+    config: StudyConfig,
+    *,
+    allow_config_change: bool = False,
+    worker_index: int = 0,
+    check_proxy: bool = False,
 ) -> tuple[optuna.Study, bool]:
-    """Create the study, or load it and check its config has not drifted. Returns (study, new)."""
+    """Create the study, or load it and check its config has not drifted. Returns (study, new).
+
+    With ``check_proxy``, a gRPC proxy that cannot recover dead workers' trials (Optuna's plain
+    one rather than ``hpsearch storage-proxy``) gets a warning on stderr.
+    """
     sampler = build_sampler(config)
     pruner = build_pruner(config.pruner)
     storage_url = parse_storage_url(config.study.storage)
@@ -86,6 +95,17 @@ def open_study(
                     "pass --allow-config-change to continue it with the new config anyway"
                 )
     study, created = _create_or_load(config, storage, sampler, pruner, existing is None)
+    if (
+        check_proxy
+        and isinstance(storage, ProxyClient)
+        and not storage.relays_heartbeats(storage.get_study_id_from_name(config.study.name))
+    ):
+        print(
+            f"hpsearch: warning: {storage_url.masked} is not `hpsearch storage-proxy` (a plain "
+            "Optuna proxy has no heartbeats): a killed worker's trial stays RUNNING and is "
+            "never retried; serve the database with `hpsearch storage-proxy` instead",
+            file=sys.stderr,
+        )
     existing_trials = len(study.get_trials(deepcopy=False))
     if not created or worker_index:
         # Resumed, a worker, or a second command that raced to create the same study: a seed
@@ -273,7 +293,7 @@ def optimize_study(
     """
     slots = list(slots) if slots else spread(device, workers)
     workers = len(slots)
-    study, _ = open_study(config, allow_config_change=allow_config_change)
+    study, _ = open_study(config, allow_config_change=allow_config_change, check_proxy=True)
     threads = threads_per_worker(workers, config.spec.max_threads)
     devices = list(dict.fromkeys(slot.device for slot in slots))
     study.set_user_attr(ENVIRONMENT, environment(devices[0], threads, devices))

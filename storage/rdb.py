@@ -25,17 +25,19 @@ POSTGRES_CONNECT_TIMEOUT_S = 5
 MAX_RETRIES_OF_DEAD_TRIAL = 3
 
 
-def open_storage(
+def open_rdb(
     storage: StorageUrl,
     *,
     create: bool,
     heartbeat_interval: int | None = None,
     heartbeat_grace: int | None = None,
+    storage_class: type[optuna.storages.RDBStorage] = optuna.storages.RDBStorage,
 ) -> optuna.storages.RDBStorage:
-    """Open (and with ``create`` make) the Optuna storage behind a checked URL.
+    """Open (and with ``create`` make) the Optuna RDB storage behind a checked database URL.
 
     With ``create=False`` a missing SQLite file is an error instead of a new empty database, so
-    read-only commands (list, show, export) never write anything.
+    read-only commands (list, show, export) never write anything. ``storage_class`` is
+    ``RDBStorage`` or a subclass of it (the gRPC proxy's heartbeat relay).
     """
     if storage.sqlite_path is not None:
         _prepare_sqlite(storage.sqlite_path, create=create)
@@ -58,7 +60,7 @@ def open_storage(
                     max_retry=MAX_RETRIES_OF_DEAD_TRIAL
                 ),
             }
-        return _create_with_retry(storage, engine_kwargs, heartbeat)
+        return _create_with_retry(storage, engine_kwargs, heartbeat, storage_class)
 
 
 def _prepare_sqlite(path: Path, *, create: bool) -> None:
@@ -114,12 +116,15 @@ def _schema_lock(storage: StorageUrl) -> Iterator[None]:
 
 
 def _create_with_retry(
-    storage: StorageUrl, engine_kwargs: dict[str, object], heartbeat: dict[str, object]
+    storage: StorageUrl,
+    engine_kwargs: dict[str, object],
+    heartbeat: dict[str, object],
+    storage_class: type[optuna.storages.RDBStorage],
 ) -> optuna.storages.RDBStorage:
     attempts = 5
     for attempt in range(attempts):
         try:
-            return optuna.storages.RDBStorage(storage.url, engine_kwargs=engine_kwargs, **heartbeat)
+            return storage_class(storage.url, engine_kwargs=engine_kwargs, **heartbeat)
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as e:
             # Two machines creating the schema of an empty PostgreSQL database at once: one
             # wins, the other sees duplicate tables. The tables exist now; try again.

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from storage.errors import StorageError
 
-SUPPORTED_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
+SUPPORTED_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "grpc")
+GRPC_SCHEME = "grpc"
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class StorageUrl:
     url: str
     scheme: str
     sqlite_path: Path | None  # the database file for sqlite URLs, else None
+    proxy: tuple[str, int] | None = None  # (host, port) of a gRPC storage proxy, else None
 
     @property
     def masked(self) -> str:
@@ -25,6 +27,10 @@ class StorageUrl:
     @property
     def is_sqlite(self) -> bool:
         return self.sqlite_path is not None
+
+    @property
+    def is_proxy(self) -> bool:
+        return self.proxy is not None
 
 
 def mask_password(url: str) -> str:
@@ -56,6 +62,8 @@ def parse_storage_url(url: str) -> StorageUrl:
             )
         path = Path(path_text.split("?", 1)[0])
         return StorageUrl(url=url, scheme=scheme, sqlite_path=path)
+    if scheme == GRPC_SCHEME:
+        return StorageUrl(url=url, scheme=scheme, sqlite_path=None, proxy=_proxy_address(url))
     if scheme == "postgresql":
         # SQLAlchemy's bare postgresql:// means psycopg2, which we do not ship.
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
@@ -63,9 +71,26 @@ def parse_storage_url(url: str) -> StorageUrl:
     if scheme not in SUPPORTED_SCHEMES:
         raise StorageError(
             f"storage URL scheme {scheme!r} in {mask_password(url)!r} is not supported; "
-            "use sqlite:///path/to/file.db or postgresql+psycopg://user:pass@host:5432/db"
+            "use sqlite:///path/to/file.db, postgresql+psycopg://user:pass@host:5432/db "
+            "or grpc://HOST:PORT (a proxy started with `hpsearch storage-proxy`)"
         )
     return StorageUrl(url=url, scheme=scheme, sqlite_path=None)
+
+
+def _proxy_address(url: str) -> tuple[str, int]:
+    """``grpc://HOST:PORT`` -> (HOST, PORT); an IPv6 host is written in brackets."""
+    rest = url.split("://", 1)[1].rstrip("/")
+    host, sep, port_text = rest.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or "/" in rest or "@" in rest or not port_text.isdigit():
+        raise StorageError(
+            f"storage URL {url!r} is not grpc://HOST:PORT; write e.g. grpc://10.0.0.5:13000 "
+            "(the address `hpsearch storage-proxy` prints)"
+        )
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise StorageError(f"storage URL {url!r}: port {port} is not between 1 and 65535")
+    return host, port
 
 
 def default_artifact_dir(storage: StorageUrl) -> Path:

@@ -18,7 +18,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,11 +95,14 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def self_started_server() -> Iterator[Server]:
+def self_started_server(
+    listen: Sequence[str] = ("127.0.0.1",), allow_network: str | None = None
+) -> Iterator[Server]:
     """initdb + pg_ctl in a temporary folder, SCRAM passwords on TCP; stopped and removed after.
 
-    initdb and postgres refuse to run as root, so as root they run as the ``postgres`` user in
-    a folder that user owns.
+    It listens on ``listen`` (the first is the address in its URL) and, besides loopback,
+    accepts clients from ``allow_network`` (e.g. ``10.9.0.0/24``). initdb and postgres refuse
+    to run as root, so as root they run as the ``postgres`` user in a folder that user owns.
     """
     binaries = _binaries()
     if binaries is None:
@@ -135,11 +138,15 @@ def self_started_server() -> Iterator[Server]:
             "-E",
             "UTF8",
         )
-        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        if allow_network:
+            with open(data / "pg_hba.conf", "a") as hba:
+                hba.write(f"host all all {allow_network} scram-sha-256\n")
+        addresses = ",".join(listen)
+        options = f"-p {port} -k {folder} -c listen_addresses={addresses} -c fsync=off"
         run(str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", "log", "-w", "start")
         yield Server(
-            url=f"postgresql+psycopg://postgres:{ADMIN_PASSWORD}@127.0.0.1:{port}/postgres",
-            host="127.0.0.1",
+            url=f"postgresql+psycopg://postgres:{ADMIN_PASSWORD}@{listen[0]}:{port}/postgres",
+            host=listen[0],
             port=port,
             user="postgres",
             password=ADMIN_PASSWORD,

@@ -67,7 +67,7 @@ def finish(process: subprocess.Popen[str], timeout: float = 300) -> tuple[int, s
 
 
 def load_trials(folder: Path, name: str = "micro") -> list[FrozenTrial]:
-    from storage.rdb import open_storage
+    from storage.connect import open_storage
     from storage.urls import parse_storage_url
 
     # Opened like the dashboard opens it: read-only, never creating anything.
@@ -222,7 +222,7 @@ POLLER = textwrap.dedent(
     """
     import json, sys, time, collections
     import optuna
-    from storage.rdb import open_storage
+    from storage.connect import open_storage
     from storage.urls import parse_storage_url
 
     url, stop, result = sys.argv[1], sys.argv[2], sys.argv[3]

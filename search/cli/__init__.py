@@ -23,6 +23,7 @@ from search.cli import (
     retrain,
     run,
     show,
+    storage_proxy,
     validate,
 )
 from search.cli.common import (
@@ -37,7 +38,19 @@ from search.process import apply_command_policy, prefer_passive_threads
 from search.version import __version__
 
 Command = Callable[[argparse.Namespace], int]
-COMMAND_MODULES = (run, validate, listing, show, export, report, delete, retrain, audit, dashboard)
+COMMAND_MODULES = (
+    run,
+    validate,
+    listing,
+    show,
+    export,
+    report,
+    delete,
+    retrain,
+    audit,
+    dashboard,
+    storage_proxy,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from search.cli.common import EXIT_OK, add_storage, storage_of
 from search.formatting import format_table
 from search.record import StudyRecord
-from storage.rdb import open_storage
+from storage.connect import open_storage
 from storage.urls import parse_storage_url
 
 

@@ -19,7 +19,7 @@ from search.formatting import number
 from search.record import TRAINING_SEED, StudyRecord, TrialRecord, training_seed_of
 from search.retrain.plan import RetrainPlan
 from search.study import open_study, run_queued
-from storage.rdb import open_storage
+from storage.connect import open_storage
 from storage.urls import mask_password, parse_storage_url
 
 

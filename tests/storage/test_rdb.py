@@ -9,8 +9,8 @@ from pathlib import Path
 import optuna
 import pytest
 
+from storage.connect import open_storage
 from storage.errors import StorageError
-from storage.rdb import open_storage
 from storage.urls import parse_storage_url
 
 

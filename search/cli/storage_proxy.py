@@ -1,0 +1,66 @@
+"""``hpsearch storage-proxy``: serve a study database to many workers through one gRPC proxy."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import Any
+
+from search.cli.common import EXIT_OK, add_storage, storage_of
+from storage.proxy import DEFAULT_PORT, start_proxy
+from storage.urls import parse_storage_url
+
+
+def register(commands: Any) -> None:
+    sub = commands(
+        "storage-proxy",
+        "serve a storage to many workers through Optuna's gRPC proxy, with heartbeats",
+        storage_proxy,
+    )
+    add_storage(sub)
+    sub.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; use the machine's address, or 0.0.0.0, "
+        "for workers on other machines)",
+    )
+    sub.add_argument(
+        "--port",
+        type=_port_or_zero,
+        default=DEFAULT_PORT,
+        help=f"port (default {DEFAULT_PORT}; 0 picks a free one)",
+    )
+
+
+def storage_proxy(args: argparse.Namespace) -> int:
+    backend = parse_storage_url(storage_of(args))
+    server, port = start_proxy(backend, args.host, args.port)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(
+        f"storage proxy on grpc://{shown}:{port} for {backend.masked}\n"
+        f"  workers: hpsearch run CONFIG --storage grpc://{shown}:{port}\n"
+        "  Ctrl-C to stop",
+        flush=True,
+    )
+    # Ctrl-C (or SIGTERM) stops it, even when started from a shell that ignores SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        # Half-second waits (True: timed out), so a Ctrl-C is acted on at once.
+        while server.wait_for_termination(timeout=0.5):
+            pass
+    except KeyboardInterrupt:
+        # Calls in flight get two seconds to finish; workers retry what the stop cut off.
+        server.stop(grace=2).wait()
+        print("storage proxy stopped", file=sys.stdout, flush=True)
+    return EXIT_OK
+
+
+def _port_or_zero(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value < 65536:
+        raise argparse.ArgumentTypeError(f"must be a port between 0 and 65535, got {value}")
+    return value
