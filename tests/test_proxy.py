@@ -7,14 +7,17 @@ SQLite file in the test's folder; the tests read that file directly to check wha
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -61,6 +64,7 @@ def proxy(backend: str, cwd: Path, host: str = "127.0.0.1") -> Iterator[str]:
     assert "storage proxy stopped" in out
 
 
+@pytest.mark.slow
 def test_workers_and_every_read_command_through_the_proxy(run_cli: Run, tmp_path: Path) -> None:
     config = write(tmp_path, {"study": {"n_trials": 4}, "fixed": {"epochs": 2}})
     with proxy(f"sqlite:///{tmp_path / 'hp.db'}", tmp_path) as url:
@@ -87,9 +91,35 @@ def test_workers_and_every_read_command_through_the_proxy(run_cli: Run, tmp_path
         )
         reported = run_cli("report", "micro", "--storage", url, "-o", "report")
         assert reported.returncode == 0, reported.stderr
-        assert "| 4 |" in (tmp_path / "report" / "report.md").read_text() or (
-            "4 complete" in (tmp_path / "report" / "report.md").read_text()
-        )
+        assert "4 complete" in (tmp_path / "report" / "report.md").read_text()
+        retrained = run_cli("retrain", "best.yaml", "--seeds", "2", "--storage", url)
+        assert retrained.returncode == 0, retrained.stderr
+        assert "winner | test_accuracy |     2 |" in retrained.stdout
+        studies = dashboard_studies(url, tmp_path)
+        assert sorted(s["study_name"] for s in studies) == ["micro", "micro/retrain"]
+
+
+def dashboard_studies(url: str, cwd: Path) -> list[dict[str, Any]]:
+    """What ``hpsearch dashboard`` on the proxy serves at /api/studies."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "search", "dashboard", "--storage", url, "--port", str(port)],
+        cwd=cwd,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # printed once the server answers
+        assert first.startswith("optuna-dashboard on"), process.stderr
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"http://127.0.0.1:{port}/api/studies", timeout=30) as response:
+            return list(json.load(response)["study_summaries"])
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
 
 
 @pytest.mark.slow
