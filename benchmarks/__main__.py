@@ -28,10 +28,28 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO / "benchmarks"
 DATA_ENV = "HPSEARCH_BENCH_DATA"
 # Figures in report order; the two study figures share their tuned studies.
-FIGURES = ("pruning", "grid", "throughput", "storage", "workers", "real_data", "resume")
+FIGURES = (
+    "pruning",
+    "grid",
+    "throughput",
+    "storage",
+    "workers",
+    "real_data",
+    "resume",
+    "sampler_scale",
+)
 # Run order: the epoch-counting studies first (their numbers do not depend on the machine's
 # load, and they take longest), the timed comparisons later, when a shared machine is quieter.
-RUN_ORDER = ("pruning", "grid", "real_data", "storage", "throughput", "workers", "resume")
+RUN_ORDER = (
+    "pruning",
+    "grid",
+    "real_data",
+    "sampler_scale",
+    "storage",
+    "throughput",
+    "workers",
+    "resume",
+)
 # Seconds each figure may take in --quick mode (the whole quick run stays under 15 minutes).
 QUICK_BUDGET_S = {
     "storage": 120,
@@ -41,6 +59,7 @@ QUICK_BUDGET_S = {
     "grid": 60,
     "real_data": 120,
     "resume": 150,
+    "sampler_scale": 60,
 }
 
 
@@ -232,6 +251,10 @@ def _dispatch(name: str, names: list[str], settings: Settings) -> list[Figure]:
         from benchmarks import resume
 
         return [resume.run(settings, log)]
+    if name == "sampler_scale":
+        from benchmarks import sampler_scale
+
+        return [sampler_scale.run(settings, log)]
     raise AssertionError(name)
 
 

@@ -1,0 +1,152 @@
+"""Figure: what one ``ask`` costs as a study grows (the sampler's share of a 1,000-GPU study).
+
+The default study's sampler (multivariate TPE) and space, with N finished trials already stored
+(N = 1,000 and 10,000; smaller in --quick), then a run of ask -> tell cycles; the random sampler
+beside it shows what reading the study costs without any modelling. Each is measured in memory
+(the sampler alone) and on the project's SQLite storage (the sampler plus reading the trials
+through Optuna's cache, which fetches only trials it has not seen finished).
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import Figure, Settings, ratio
+
+SAMPLERS = ("tpe multivariate", "random")
+STORAGES = ("in-memory", "project sqlite")
+
+
+def sizes(settings: Settings) -> dict[str, Any]:
+    if settings.mode == "smoke":
+        return {"trials": [50, 100], "asks": 3}
+    if settings.quick:
+        return {"trials": [300, 1000], "asks": 10}
+    return {"trials": [1000, 10000], "asks": 20}
+
+
+def _distributions() -> dict[str, Any]:
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    # The default study's search space (study_configs/toy_transformer.yaml).
+    return {
+        "lr": FloatDistribution(4e-4, 1e-1, log=True),
+        "batch_size": CategoricalDistribution([16, 20, 32, 64]),
+        "hidden_dim": CategoricalDistribution([16, 32, 64]),
+        "num_heads": CategoricalDistribution([1, 2, 4]),
+        "num_layers": IntDistribution(1, 3),
+        "max_grad_norm": FloatDistribution(0.5, 5.0),
+    }
+
+
+def _sampler(name: str) -> Any:
+    import optuna
+
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=0, n_startup_trials=10, multivariate=True)
+
+
+def _filled_study(storage_name: str, trials: int, folder: Path) -> Any:
+    """A study holding ``trials`` finished trials of the default space, random values."""
+    import optuna
+
+    from storage.connect import open_storage
+    from storage.urls import parse_storage_url
+
+    storage: Any = optuna.storages.InMemoryStorage()
+    if storage_name == "project sqlite":
+        path = folder / f"filled-{trials}.db"
+        storage = open_storage(parse_storage_url(f"sqlite:///{path}"), create=True)
+    study = optuna.create_study(storage=storage, study_name="filled")
+    distributions = _distributions()
+    rng = random.Random(trials)
+    made = [
+        optuna.trial.create_trial(
+            params={
+                name: (
+                    rng.choice(list(d.choices))
+                    if isinstance(d, optuna.distributions.CategoricalDistribution)
+                    else rng.randint(d.low, d.high)
+                    if isinstance(d, optuna.distributions.IntDistribution)
+                    else rng.uniform(d.low, d.high)
+                )
+                for name, d in distributions.items()
+            },
+            distributions=distributions,
+            value=rng.random(),
+        )
+        for _ in range(trials)
+    ]
+    study.add_trials(made)
+    return study
+
+
+def _ask_ms(study: Any, asks: int) -> list[float]:
+    distributions = _distributions()
+    times = []
+    for _ in range(asks):
+        started = time.perf_counter()
+        trial = study.ask(distributions)
+        times.append((time.perf_counter() - started) * 1000)
+        study.tell(trial, random.random())
+    return times
+
+
+def run(settings: Settings, log: Callable[[str], None] = print) -> Figure:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    size = sizes(settings)
+    folder = Path(settings.workdir) / "sampler-scale"
+    folder.mkdir(parents=True, exist_ok=True)
+    figure = Figure(
+        key="sampler_scale",
+        title="Ask latency as the study grows (default space, multivariate TPE vs random)",
+        command="python -m benchmarks --only sampler_scale",
+        settings={**size, "space": "the default study's 6 parameters"},
+        target="none set (informational): the sampler's cost for docs/scaling.md",
+    )
+    medians: dict[str, float] = {}
+    for trials in size["trials"]:
+        for storage_name in STORAGES:
+            started = time.perf_counter()
+            filled = _filled_study(storage_name, trials, folder)
+            fill_s = time.perf_counter() - started
+            for sampler in SAMPLERS:
+                study = optuna.load_study(
+                    study_name="filled", storage=filled._storage, sampler=_sampler(sampler)
+                )
+                times = _ask_ms(study, size["asks"])
+                key = f"{sampler}, {storage_name}, {trials}"
+                medians[key] = statistics.median(times)
+                figure.table.append(
+                    {
+                        "trials stored": trials,
+                        "storage": storage_name,
+                        "sampler": sampler,
+                        "ask p50 ms": statistics.median(times),
+                        "ask max ms": max(times),
+                        "asks": len(times),
+                        "fill s": fill_s,
+                    }
+                )
+                log(f"  sampler_scale {key}: ask p50 {medians[key]:.1f} ms (fill {fill_s:.0f} s)")
+    small, large = size["trials"]
+    tpe = "tpe multivariate, in-memory"
+    figure.ratio = ratio(medians[f"{tpe}, {large}"], medians[f"{tpe}, {small}"])
+    figure.ratio_label = f"TPE ask latency at {large} trials / at {small} (in memory)"
+    figure.numbers = {"ask_p50_ms": medians}
+    return figure
