@@ -216,10 +216,11 @@ def _wait_until(folder: Path, process: subprocess.Popen[str], ready: Callable[[l
 
 
 def _running_with(epochs: int) -> Callable[[list[Any]], bool]:
+    from search.record import trial_epochs
+
     def ready(trials: list[Any]) -> bool:
         return any(
-            t.state.name == "RUNNING" and len(t.user_attrs.get("epochs") or []) >= epochs
-            for t in trials
+            t.state.name == "RUNNING" and len(trial_epochs(t.user_attrs)) >= epochs for t in trials
         )
 
     return ready
@@ -233,6 +234,8 @@ def _finish(process: subprocess.Popen[str]) -> None:
 
 def kill_loss(folder: Path, epochs: int, resume: bool) -> dict[str, Any]:
     """Kill one trial at epoch epochs // 2 and rerun; what was lost against no kill."""
+    from search.record import trial_epochs
+
     kill_at = epochs // 2
     changes = {} if resume else {"artifacts": {"resume": False}}
     clean = _config(folder / f"clean-{resume}", epochs, changes)
@@ -259,9 +262,9 @@ def kill_loss(folder: Path, epochs: int, resume: bool) -> dict[str, Any]:
     retry = next(t for t in _trials(killed.parent) if t.state.name == "COMPLETE")
     resumed = retry.user_attrs.get("resumed_from")
     carried = resumed["epoch"] - 1 if resumed else 0
-    trained_before = len(before_kill.user_attrs.get("epochs") or [])
+    trained_before = len(trial_epochs(before_kill.user_attrs))
     retrained = trained_before - carried  # finished epochs the retry trained again
-    epoch_s = median([e["seconds"] for e in retry.user_attrs["epochs"]])
+    epoch_s = median([e["seconds"] for e in trial_epochs(retry.user_attrs)])
     lost_s = first_s + second_s - clean_s
     return {
         "resume": resume,

@@ -92,6 +92,7 @@ def run_one(spec: StudySpec, workdir: str) -> StudyOutcome:
 
     import search.study
     from search.config import load_config
+    from search.record import trial_epochs
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # The toy objective trains on one torch thread per worker (its spec caps it), so studies
@@ -110,7 +111,7 @@ def run_one(spec: StudySpec, workdir: str) -> StudyOutcome:
     ran = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     # Enqueued trials beyond n_trials stay WAITING: they never ran, so they are not counted.
     for trial in study.get_trials(deepcopy=False, states=ran):
-        epochs = trial.user_attrs.get("epochs") or []
+        epochs = trial_epochs(trial.user_attrs)
         trials.append(
             TrialRecord(
                 number=trial.number,

@@ -3,7 +3,11 @@
 What a trial records (other tools read these keys; they do not change):
 
 - intermediate values: the study metric after each epoch (step = epoch, from 1);
-- ``epochs``: one dict per finished epoch ``{epoch, train_loss, val_<metric>..., seconds}``;
+- ``epochs``: one dict per finished epoch ``{epoch, train_loss, val_<metric>..., seconds}``.
+  A long record is stored in parts of at most 60,000 bytes of JSON, because MySQL and MariaDB
+  keep a user attr in a TEXT column (65,535 bytes): ``epochs`` holds the first epochs,
+  ``epochs.1``, ``epochs.2``, ... the ones after. A record that fits (every trial of up to a few
+  hundred epochs) is ``epochs`` alone, as it always was. ``trial_epochs`` joins the parts;
 - ``best_epoch``; the best epoch's test metrics ``test_<metric>`` (recorded, never selected on);
 - ``reason`` when a trial did not simply run all its epochs (pruned, early-stopped, diverged,
   failed, interrupted); ``note`` for a remark about its data (e.g. hidden test labels);
@@ -24,6 +28,7 @@ rounding happens only for display, in ``search/formatting.py``.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +49,11 @@ TRAIN_SAMPLES_PER_S = "train_samples_per_s"
 RESUMED_FROM = "resumed_from"  # a retry that continued a dead trial: {trial, epoch, step}
 DEVICE = "device"  # the device the trial trained on, as the run named it ("cpu", "cuda:1")
 WORKER = "worker"  # the worker slot of the run that trained it (0-based)
+# MySQL and MariaDB store a user attr's JSON in a TEXT column, at most 65,535 bytes; a bigger
+# value fails to commit. 100 epochs of the toy objective take about 14,000 bytes, of BERT with F1
+# and MCC about 21,000, so the epochs of a long trial go into parts below that limit, with room
+# to spare. Each epoch rewrites only the last part, so a write never grows past this either.
+EPOCHS_PART_BYTES = 60_000
 # Study user attrs.
 CONFIG = "config"
 ENVIRONMENT = "environment"
@@ -66,6 +76,28 @@ def json_record(record: Mapping[str, Any]) -> dict[str, Any]:
     return {key: json_number(value) for key, value in record.items()}
 
 
+def epochs_key(part: int) -> str:
+    """The user attr holding part ``part`` of the epochs: ``epochs``, ``epochs.1``, ..."""
+    return EPOCHS if part == 0 else f"{EPOCHS}.{part}"
+
+
+def _is_epochs_key(key: str) -> bool:
+    return key == EPOCHS or (key.startswith(EPOCHS + ".") and key[len(EPOCHS) + 1 :].isdigit())
+
+
+def trial_epochs(user_attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A trial's epoch records from its user attrs, the parts joined in order.
+
+    Reads every trial ever stored: one written before parts existed has ``epochs`` only.
+    """
+    epochs: list[dict[str, Any]] = []
+    part = 0
+    while records_of_part := user_attrs.get(epochs_key(part)):
+        epochs.extend(records_of_part)
+        part += 1
+    return epochs
+
+
 # --------------------------------------------------------------------------- writing
 
 
@@ -75,6 +107,7 @@ class TrialWriter:
     def __init__(self, trial: optuna.Trial) -> None:
         self.trial = trial
         self.epochs: list[dict[str, Any]] = []
+        self._part_starts = [0]  # where in self.epochs each stored part begins
         self.best_epoch: int | None = None
         self.notes: list[str] = []  # remarks added to whatever reason the trial ends with
         self._reason_written = False
@@ -87,13 +120,16 @@ class TrialWriter:
             ):
                 if value is not None:
                     self.trial.set_user_attr(key, None)
-            elif key == EPOCHS and value:
-                self.trial.set_user_attr(EPOCHS, [])
+            elif _is_epochs_key(key) and value:
+                # Optuna cannot delete a user attr: an empty part ends the record.
+                self.trial.set_user_attr(key, [])
 
     def carry_over(self, records: Sequence[Mapping[str, Any]], best_epoch: int | None) -> None:
         """Epochs a retry continues from: written once, as they were."""
-        self.epochs = [json_record(r) for r in records]
-        self.trial.set_user_attr(EPOCHS, self.epochs)
+        for record in records:
+            self._append(json_record(record))
+        for part in range(len(self._part_starts)):
+            self._store(part)
         if best_epoch is not None:
             self.best_epoch = best_epoch
             self.trial.set_user_attr(BEST_EPOCH, best_epoch)
@@ -102,11 +138,25 @@ class TrialWriter:
         self.notes.append(text)
 
     def epoch(self, record: Mapping[str, Any], improved: bool) -> None:
-        self.epochs.append(json_record(record))
-        self.trial.set_user_attr(EPOCHS, self.epochs)
+        self._store(self._append(json_record(record)))
         if improved:
             self.best_epoch = int(record["epoch"])
             self.trial.set_user_attr(BEST_EPOCH, self.best_epoch)
+
+    def _append(self, record: dict[str, Any]) -> int:
+        """Add one epoch to the last part, or to a new one when it would pass the size limit.
+
+        Returns the part it went to.
+        """
+        last = [*self.epochs[self._part_starts[-1] :], record]
+        if len(last) > 1 and len(json.dumps(last)) > EPOCHS_PART_BYTES:
+            self._part_starts.append(len(self.epochs))
+        self.epochs.append(record)
+        return len(self._part_starts) - 1
+
+    def _store(self, part: int) -> None:
+        starts = [*self._part_starts, len(self.epochs)]
+        self.trial.set_user_attr(epochs_key(part), self.epochs[starts[part] : starts[part + 1]])
 
     def finished(self, best_epoch: int, test_metrics: Mapping[str, float] | None) -> None:
         self.best_epoch = best_epoch
@@ -178,7 +228,7 @@ class TrialRecord:
             state=trial.state,
             value=trial.value,
             params=dict(trial.params),
-            epochs=list(attrs.get(EPOCHS) or []),
+            epochs=trial_epochs(attrs),
             best_epoch=attrs.get(BEST_EPOCH),
             test={k: v for k, v in attrs.items() if k.startswith(TEST_PREFIX)},
             reason=attrs.get(REASON),

@@ -1,4 +1,4 @@
-"""Optuna RDB storage on SQLite (WAL, busy timeout) or PostgreSQL, with heartbeats."""
+"""Optuna RDB storage on SQLite (WAL, busy timeout), PostgreSQL or MySQL/MariaDB; heartbeats."""
 
 from __future__ import annotations
 
@@ -20,7 +20,16 @@ from storage.urls import StorageUrl
 # Seconds a SQLite connection waits for a lock before giving up. Workers hold write locks for
 # milliseconds, so a minute only matters when something is badly wrong.
 SQLITE_BUSY_TIMEOUT_S = 60
-POSTGRES_CONNECT_TIMEOUT_S = 5
+# Seconds to wait for a PostgreSQL or MySQL server to accept a connection: a wrong host is an
+# error within seconds, not after the operating system's minutes.
+SERVER_CONNECT_TIMEOUT_S = 5
+# MySQL and MariaDB close a connection idle for `wait_timeout` (8 h by default, often far less on
+# managed servers). A pooled connection is replaced after an hour, and pinged before each use in
+# case the server's limit is shorter still.
+MYSQL_POOL_RECYCLE_S = 3600
+# MySQL's "table already exists" (error 1050): another machine created the schema at the same
+# moment. PyMySQL raises it as an OperationalError, PostgreSQL's counterpart is a ProgrammingError.
+MYSQL_TABLE_EXISTS = 1050
 # How often a trial that dies with its worker is retried with the same parameters.
 MAX_RETRIES_OF_DEAD_TRIAL = 3
 
@@ -35,6 +44,9 @@ def open_rdb(
 ) -> optuna.storages.RDBStorage:
     """Open (and with ``create`` make) the Optuna RDB storage behind a checked database URL.
 
+    A server (PostgreSQL, MySQL/MariaDB) gets a 5 s connection timeout and connections checked
+    before use (``pool_pre_ping``); MySQL's are also recycled hourly. The database itself must
+    exist; its tables are created on first use (retried when two machines race to create them).
     With ``create=False`` a missing SQLite file is an error instead of a new empty database, so
     read-only commands (list, show, export) never write anything. ``storage_class`` is
     ``RDBStorage`` or a subclass of it (the gRPC proxy's heartbeat relay).
@@ -43,10 +55,13 @@ def open_rdb(
         _prepare_sqlite(storage.sqlite_path, create=create)
         engine_kwargs: dict[str, object] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     else:
+        # psycopg and PyMySQL both call the argument connect_timeout.
         engine_kwargs = {
-            "connect_args": {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
+            "connect_args": {"connect_timeout": SERVER_CONNECT_TIMEOUT_S},
             "pool_pre_ping": True,
         }
+        if storage.is_mysql:
+            engine_kwargs["pool_recycle"] = MYSQL_POOL_RECYCLE_S
     with _schema_lock(storage), warnings.catch_warnings():
         # Heartbeats and the retry callback are marked experimental; they are what we want.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -126,18 +141,15 @@ def _create_with_retry(
         try:
             return storage_class(storage.url, engine_kwargs=engine_kwargs, **heartbeat)
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as e:
-            # Two machines creating the schema of an empty PostgreSQL database at once: one
-            # wins, the other sees duplicate tables. The tables exist now; try again.
-            if attempt == attempts - 1:
-                raise StorageError(
-                    f"cannot create the study schema at {storage.masked}: {_first_line(e)}"
-                ) from e
-            time.sleep(0.2 + random.random())
+            race: sqlalchemy.exc.DBAPIError = e
         except sqlalchemy.exc.OperationalError as e:
-            raise StorageError(
-                f"cannot open storage {storage.masked}: {_first_line(e)}; check that the server "
-                "runs, the host, port, user and password are right, and the database exists"
-            ) from e
+            if not _is_mysql_table_exists(e):
+                raise StorageError(
+                    f"cannot open storage {storage.masked}: {_first_line(e)}; check that the "
+                    "server runs, the host, port, user and password are right, and the database "
+                    "exists"
+                ) from e
+            race = e
         except sqlalchemy.exc.ArgumentError as e:
             raise StorageError(f"bad storage URL {storage.masked}: {_first_line(e)}") from e
         except ModuleNotFoundError as e:
@@ -147,7 +159,19 @@ def _create_with_retry(
             ) from e
         except optuna.exceptions.StorageInternalError as e:
             raise StorageError(f"cannot open storage {storage.masked}: {_first_line(e)}") from e
+        # Two machines creating the schema of an empty database at once: one wins, the other
+        # sees duplicate tables or rows. The tables exist now; try again.
+        if attempt == attempts - 1:
+            raise StorageError(
+                f"cannot create the study schema at {storage.masked}: {_first_line(race)}"
+            ) from race
+        time.sleep(0.2 + random.random())
     raise AssertionError("unreachable")
+
+
+def _is_mysql_table_exists(error: sqlalchemy.exc.OperationalError) -> bool:
+    args = getattr(error.orig, "args", ())
+    return bool(args) and args[0] == MYSQL_TABLE_EXISTS
 
 
 def _first_line(error: BaseException) -> str:

@@ -1,4 +1,5 @@
-"""Storage URLs: checking, masking passwords, SQLite file locations, artifact folders."""
+"""Storage URLs (SQLite, PostgreSQL, MySQL/MariaDB, a gRPC proxy): checking, masking passwords,
+SQLite file locations, artifact folders."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from pathlib import Path
 
 from storage.errors import StorageError
 
-SUPPORTED_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "grpc")
+SUPPORTED_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "mysql", "mysql+pymysql", "grpc")
+# A bare scheme means the driver we ship (SQLAlchemy's own default, psycopg2 or mysqlclient, is
+# not installed).
+DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql"}
+EXAMPLES = (
+    "sqlite:///studies/hpsearch.db, postgresql+psycopg://user:pass@host:5432/db or "
+    "mysql+pymysql://user:pass@host:3306/db (MySQL or MariaDB), or grpc://HOST:PORT (a proxy "
+    "started with `hpsearch storage-proxy`)"
+)
 GRPC_SCHEME = "grpc"
 
 
@@ -32,9 +41,14 @@ class StorageUrl:
     def is_proxy(self) -> bool:
         return self.proxy is not None
 
+    @property
+    def is_mysql(self) -> bool:
+        """MySQL or MariaDB (one SQLAlchemy dialect serves both)."""
+        return self.scheme == "mysql+pymysql"
+
 
 def mask_password(url: str) -> str:
-    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``."""
+    """``mysql+pymysql://user:secret@host/db`` -> ``mysql+pymysql://user:***@host/db``."""
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
         return url
@@ -46,11 +60,13 @@ def mask_password(url: str) -> str:
 
 
 def parse_storage_url(url: str) -> StorageUrl:
-    """Check a storage URL and normalise it (``postgresql://`` uses the psycopg 3 driver)."""
+    """Check a storage URL and normalise it.
+
+    ``postgresql://`` uses the psycopg 3 driver, ``mysql://`` (MySQL or MariaDB) PyMySQL.
+    """
     if not isinstance(url, str) or "://" not in url:
         raise StorageError(
-            f"storage URL {mask_password(str(url))!r} is not a URL; use e.g. "
-            "sqlite:///studies/hpsearch.db or postgresql+psycopg://user:pass@host:5432/db"
+            f"storage URL {mask_password(str(url))!r} is not a URL; use e.g. {EXAMPLES}"
         )
     scheme = url.split("://", 1)[0].lower()
     if scheme == "sqlite":
@@ -64,16 +80,13 @@ def parse_storage_url(url: str) -> StorageUrl:
         return StorageUrl(url=url, scheme=scheme, sqlite_path=path)
     if scheme == GRPC_SCHEME:
         return StorageUrl(url=url, scheme=scheme, sqlite_path=None, proxy=_proxy_address(url))
-    if scheme == "postgresql":
-        # SQLAlchemy's bare postgresql:// means psycopg2, which we do not ship.
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-        scheme = "postgresql+psycopg"
     if scheme not in SUPPORTED_SCHEMES:
         raise StorageError(
             f"storage URL scheme {scheme!r} in {mask_password(url)!r} is not supported; "
-            "use sqlite:///path/to/file.db, postgresql+psycopg://user:pass@host:5432/db "
-            "or grpc://HOST:PORT (a proxy started with `hpsearch storage-proxy`)"
+            f"use {EXAMPLES}"
         )
+    scheme = DEFAULT_DRIVERS.get(scheme, scheme)
+    url = scheme + "://" + url.split("://", 1)[1]
     return StorageUrl(url=url, scheme=scheme, sqlite_path=None)
 
 

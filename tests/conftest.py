@@ -124,8 +124,14 @@ def finished_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-# PostgreSQL fixtures (postgres_server, password_postgres_server, postgres_url); registered here
-# so a session-scoped server starts once for all test modules.
+# PostgreSQL and MariaDB/MySQL fixtures (postgres_server, password_postgres_server,
+# postgres_url; mariadb_server, password_mariadb_server, mariadb_url); registered here so a
+# session-scoped server starts once for all test modules.
+from tests.mariadb_server import (  # noqa: E402, F401
+    mariadb_server,
+    mariadb_url,
+    password_mariadb_server,
+)
 from tests.postgres_server import (  # noqa: E402, F401
     password_postgres_server,
     postgres_server,

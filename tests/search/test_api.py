@@ -68,7 +68,7 @@ def test_the_api_runs_exports_reports_and_retrains(
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("study.storage=mysql://x/y", "storage URL scheme 'mysql'"),
+        ("study.storage=mssql://x/y", "storage URL scheme 'mssql'"),
         ("sampler.args={n_startup_trials: -3}", "sampler.args"),
         ("study.name=' padded '", "study.name: no leading/trailing spaces"),
     ],

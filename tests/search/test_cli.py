@@ -146,7 +146,7 @@ def test_default_storage_is_created_under_the_working_directory(
             ["run", "{config}", "--set", "study.n_trials=-1"],
             "study.n_trials: Input should be greater than or equal to 1",
         ),
-        (["run", "{config}", "--storage", "mysql://x/y"], "storage URL scheme 'mysql'"),
+        (["run", "{config}", "--storage", "mssql://x/y"], "storage URL scheme 'mssql'"),
         (["run", "{config}", "--storage", "sqlite://"], "names no database file"),
         (["run", "{config}", "--storage", "nonsense"], "is not a URL"),
         (["run", "{missing}"], "config file not found"),

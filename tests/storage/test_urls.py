@@ -16,6 +16,10 @@ from storage.urls import default_artifact_dir, mask_password, parse_storage_url
         ("postgresql+psycopg://bob:hunter2@db:5432/hp", "postgresql+psycopg://bob:***@db:5432/hp"),
         ("postgresql://bob:p@ss:w@rd@db/hp", "postgresql://bob:***@db/hp"),
         ("postgresql://bob@db/hp", "postgresql://bob@db/hp"),
+        (
+            "mysql+pymysql://root:s3cret@127.0.0.1:3306/t",
+            "mysql+pymysql://root:***@127.0.0.1:3306/t",
+        ),
         ("sqlite:///studies/hp.db", "sqlite:///studies/hp.db"),
     ],
 )
@@ -34,6 +38,14 @@ def test_sqlite_urls_relative_and_absolute() -> None:
 def test_bare_postgresql_uses_the_psycopg3_driver() -> None:
     parsed = parse_storage_url("postgresql://u:p@h/db")
     assert parsed.url == "postgresql+psycopg://u:p@h/db" and not parsed.is_sqlite
+    assert not parsed.is_mysql
+
+
+@pytest.mark.parametrize("url", ["mysql://u:p@h:3306/db", "MySQL+PyMySQL://u:p@h:3306/db"])
+def test_mysql_uses_the_pymysql_driver(url: str) -> None:
+    parsed = parse_storage_url(url)
+    assert parsed.url == "mysql+pymysql://u:p@h:3306/db" and parsed.scheme == "mysql+pymysql"
+    assert parsed.is_mysql and not parsed.is_sqlite
 
 
 @pytest.mark.parametrize(
@@ -42,7 +54,7 @@ def test_bare_postgresql_uses_the_psycopg3_driver() -> None:
         ("studies/hp.db", "is not a URL"),
         ("sqlite://", "names no database file"),
         ("sqlite:///:memory:", "names no database file"),
-        ("mysql://u:secret@h/db", "scheme 'mysql'"),
+        ("mysql+mysqldb://u:secret@h/db", "scheme 'mysql\\+mysqldb'.*mysql\\+pymysql://"),
         ("redis://localhost", "scheme 'redis'"),
     ],
 )
