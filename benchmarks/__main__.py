@@ -28,13 +28,32 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO / "benchmarks"
 DATA_ENV = "HPSEARCH_BENCH_DATA"
 # Figures in report order; the two study figures share their tuned studies.
-FIGURES = ("pruning", "grid", "throughput", "storage", "workers", "real_data", "resume")
+FIGURES = (
+    "pruning",
+    "grid",
+    "throughput",
+    "storage",
+    "storage_scale",
+    "workers",
+    "real_data",
+    "resume",
+)
 # Run order: the epoch-counting studies first (their numbers do not depend on the machine's
 # load, and they take longest), the timed comparisons later, when a shared machine is quieter.
-RUN_ORDER = ("pruning", "grid", "real_data", "storage", "throughput", "workers", "resume")
+RUN_ORDER = (
+    "pruning",
+    "grid",
+    "real_data",
+    "storage",
+    "storage_scale",
+    "throughput",
+    "workers",
+    "resume",
+)
 # Seconds each figure may take in --quick mode (the whole quick run stays under 15 minutes).
 QUICK_BUDGET_S = {
     "storage": 120,
+    "storage_scale": 120,
     "throughput": 150,
     "workers": 90,
     "pruning": 360,  # pruning and grid run their studies together: 420 s between them
@@ -198,6 +217,10 @@ def _dispatch(name: str, names: list[str], settings: Settings) -> list[Figure]:
         from benchmarks import storage_overhead
 
         return [storage_overhead.run(settings, log)]
+    if name == "storage_scale":
+        from benchmarks import storage_scale
+
+        return [storage_scale.run(settings, log)]
     if name == "throughput":
         from benchmarks import throughput
 
