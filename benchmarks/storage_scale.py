@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.db_servers import DatabaseServer, ServerUnavailableError
-from benchmarks.harness import Figure, Settings
+from benchmarks.harness import Figure, Settings, fmt
 
 BACKENDS = ("sqlite", "postgresql", "mariadb", "grpc proxy -> postgresql")
 REPORTS_PER_TRIAL = 5
@@ -87,6 +87,10 @@ class ClientResult:
     index: int
     ask_ms: list[float] = field(default_factory=list)
     tell_ms: list[float] = field(default_factory=list)
+    # CPU of the calling thread during each call: wall minus this is waiting (for a core, a lock
+    # or the server).
+    ask_cpu_ms: list[float] = field(default_factory=list)
+    tell_cpu_ms: list[float] = field(default_factory=list)
     asked: list[tuple[int, int]] = field(default_factory=list)  # (trial id, trial number)
     told: list[int] = field(default_factory=list)  # trial ids whose tell returned
     errors: list[tuple[str, str, str]] = field(default_factory=list)  # (phase, kind, message)
@@ -240,7 +244,7 @@ def _client(index: int, cell: Cell, profile: bool) -> None:
     done = 0
     while time.monotonic() < deadline and done < cell.max_trials:
         done += 1
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         try:
             if heartbeat:
                 optuna.storages.fail_stale_trials(study)
@@ -249,6 +253,7 @@ def _client(index: int, cell: Cell, profile: bool) -> None:
             result.errors.append(_describe("ask", e))
             continue
         result.ask_ms.append((time.perf_counter() - started) * 1000)
+        result.ask_cpu_ms.append((time.thread_time() - cpu_started) * 1000)
         result.asked.append((trial._trial_id, trial.number))
         value = 0.0
         with get_heartbeat_thread(trial._trial_id, storage):
@@ -259,13 +264,14 @@ def _client(index: int, cell: Cell, profile: bool) -> None:
                     trial.report(value, step)
             except Exception as e:
                 result.errors.append(_describe("report", e))
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         try:
             study.tell(trial, value)
         except Exception as e:
             result.errors.append(_describe("tell", e))
             continue
         result.tell_ms.append((time.perf_counter() - started) * 1000)
+        result.tell_cpu_ms.append((time.thread_time() - cpu_started) * 1000)
         result.told.append(trial._trial_id)
     if profiler is not None:
         profiler.disable()
@@ -429,6 +435,8 @@ def _summarise(results: list[ClientResult], wall: float) -> dict[str, Any]:
         "ask_ms_p99": percentile(ask, 99),
         "tell_ms_p50": percentile(tell, 50),
         "tell_ms_p99": percentile(tell, 99),
+        "ask_cpu_ms_p50": percentile([v for r in results for v in r.ask_cpu_ms], 50),
+        "tell_cpu_ms_p50": percentile([v for r in results for v in r.tell_cpu_ms], 50),
         "errors": errors,
     }
 
@@ -513,6 +521,14 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> Figure:
         "time from the common start to the last client's last tell"
     )
     figure.notes.append(
+        f"heartbeats: every running trial writes one each {HEARTBEAT_INTERVAL_S} s, so N clients "
+        f"add about N/{HEARTBEAT_INTERVAL_S} writes/s however few trials finish (64/s at 128 "
+        "clients), and every ask first looks for stale trials among the N running ones; "
+        "'other processes' in the notes is what kept the cores busy besides the clients and the "
+        "server: other jobs on the machine, this run's parent, kernel work charged to no process; "
+        "client 0 of each backend's smallest cell runs under cProfile (a little slower)"
+    )
+    figure.notes.append(
         "the gRPC rows: Optuna's own proxy (run_grpc_proxy_server, its default 10 threads) in "
         "one process, clients with GrpcStorageProxy, which in Optuna 5 runs no heartbeat; the "
         "proxy's CPU counts as server CPU"
@@ -558,6 +574,8 @@ def table_row(numbers: dict[str, Any]) -> dict[str, Any]:
         "ask p99 ms": numbers["ask_ms_p99"],
         "tell p50 ms": numbers["tell_ms_p50"],
         "tell p99 ms": numbers["tell_ms_p99"],
+        "ask / tell CPU p50 ms": f"{fmt(numbers['ask_cpu_ms_p50'])} / "
+        f"{fmt(numbers['tell_cpu_ms_p50'])}",
         "errors lock/deadlock/other": "/".join(str(errors[k]["count"]) for k in ERROR_KINDS),
         "lost": numbers["lost"],
         "duplicated": numbers["duplicated"],
@@ -616,6 +634,15 @@ def ceiling_note(backend: str, rows: list[dict[str, Any]]) -> str | None:
     )
     cpu_ms = _per_trial_ms(best["client_cpu_s"] + best["server_cpu_s"], best["complete"])
     bound = cores * 1000 / cpu_ms if cpu_ms > 0 else math.nan
+    proxy_ms = _per_trial_ms(
+        best["server_cpu_s_by_process"].get("grpc proxy", 0.0), best["complete"]
+    )
+    proxy_cap = (
+        f"; the proxy alone spends {proxy_ms:.0f} CPU ms per trial in one process, which caps "
+        f"it near {1000 / proxy_ms:.0f} trials/s however many cores there are"
+        if proxy_ms > 0
+        else ""
+    )
     profile = next((r["profile_client_0"] for r in ran if r.get("profile_client_0")), None)
     split = ""
     if profile:
@@ -628,7 +655,8 @@ def ceiling_note(backend: str, rows: list[dict[str, Any]]) -> str | None:
         f"there the clients used {clients_share:.0%} of the {cores} cores, the server "
         f"{server_share:.0%}{' (' + by_process + ')' if by_process else ''}, other processes "
         f"{others:.0%} (cores busy {busy:.0%}); {cpu_ms:.0f} CPU ms per trial (clients + "
-        f"server), so {cores} free cores would cap it near {bound:.0f} trials/s{split}. "
+        f"server), so {cores} free cores would cap it near {bound:.0f} trials/s{proxy_cap}"
+        f"{split}. "
         f"Limit: {limit}"
     )
 

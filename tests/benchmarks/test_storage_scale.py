@@ -31,6 +31,7 @@ def test_two_sqlite_clients_finish_trials_and_lose_none(tmp_path: Path) -> None:
     assert cell["asks"] == cell["tells"]
     assert 0 < cell["ask_ms_p50"] <= cell["ask_ms_p99"]
     assert 0 < cell["tell_ms_p50"] <= cell["tell_ms_p99"]
+    assert 0 < cell["ask_cpu_ms_p50"] <= cell["ask_ms_p99"]  # a call's CPU is within its wall
     assert all(entry["count"] == 0 for entry in cell["errors"].values())
     assert cell["trials_per_s"] > 0 and cell["client_cpu_s"] > 0
     assert sum(cell["profile_client_0"].values()) > 0.99  # client 0 ran under cProfile
