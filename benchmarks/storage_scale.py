@@ -521,6 +521,14 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> Figure:
         "time from the common start to the last client's last tell"
     )
     figure.notes.append(
+        "why asks queue: Optuna's RDBStorage creates a trial under SELECT ... FOR UPDATE on the "
+        "study's row (the trial number is counted inside that transaction), so the asks of one "
+        "study run one at a time on PostgreSQL and MariaDB (on SQLite the whole file has one "
+        "writer); that lock is also why no number is handed out twice. On 2 busy cores a lock "
+        "holder that loses its core keeps everyone waiting, so ask latency grows with the "
+        "number of clients while tell latency does not"
+    )
+    figure.notes.append(
         f"heartbeats: every running trial writes one each {HEARTBEAT_INTERVAL_S} s, so N clients "
         f"add about N/{HEARTBEAT_INTERVAL_S} writes/s however few trials finish (64/s at 128 "
         "clients), and every ask first looks for stale trials among the N running ones; "
@@ -643,6 +651,16 @@ def ceiling_note(backend: str, rows: list[dict[str, Any]]) -> str | None:
         if proxy_ms > 0
         else ""
     )
+    largest = ran[-1]
+    queue_note = (
+        f"; asks wait in line for the study's lock: at {largest['clients']} clients an ask "
+        f"takes {fmt(largest['ask_ms_p50'])} ms (p50) of which {fmt(largest['ask_cpu_ms_p50'])} "
+        f"ms is the client's own CPU, while a tell takes {fmt(largest['tell_ms_p50'])} ms"
+        if not best["server_cpu_s_by_process"].get("grpc proxy")
+        and largest["ask_ms_p50"] is not None
+        and largest["ask_cpu_ms_p50"]
+        else ""
+    )
     profile = next((r["profile_client_0"] for r in ran if r.get("profile_client_0")), None)
     split = ""
     if profile:
@@ -657,7 +675,7 @@ def ceiling_note(backend: str, rows: list[dict[str, Any]]) -> str | None:
         f"{others:.0%} (cores busy {busy:.0%}); {cpu_ms:.0f} CPU ms per trial (clients + "
         f"server), so {cores} free cores would cap it near {bound:.0f} trials/s{proxy_cap}"
         f"{split}. "
-        f"Limit: {limit}"
+        f"Limit: {limit}{queue_note}"
     )
 
 
