@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.db_servers import DatabaseServer, ServerUnavailableError
-from benchmarks.harness import Figure, Settings, fmt
+from benchmarks.harness import Figure, Settings, busy_processes, fmt, load_average
 
 BACKENDS = ("sqlite", "postgresql", "mariadb", "grpc proxy -> postgresql")
 REPORTS_PER_TRIAL = 5
@@ -502,9 +502,17 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> Figure:
         },
         target="0 lost and 0 duplicated trials on every backend and client count",
     )
+    load_at_start = load_average()
     cells: dict[str, list[dict[str, Any]]] = {}
     for backend in size.backends:
         cells[backend] = _run_backend(backend, size, folder, figure, log)
+    # The cores are shared: say how busy the machine was besides this figure's own processes.
+    figure.notes.append(
+        f"load average (1/5/15 min) {load_at_start} before this figure and {load_average()} "
+        "after it (its own clients count there: up to 128 runnable processes); processes of "
+        "others using the CPU as it ended: "
+        + ("; ".join(f"`{row}`" for row in busy_processes(limit=4)) or "none above 5 %")
+    )
     figure.numbers = {"cells": cells}
     checked = [c for rows in cells.values() for c in rows if "skipped" not in c]
     if checked:
