@@ -33,6 +33,7 @@ FIGURES = (
     "grid",
     "throughput",
     "storage",
+    "storage_scale",
     "workers",
     "real_data",
     "resume",
@@ -46,6 +47,7 @@ RUN_ORDER = (
     "real_data",
     "sampler_scale",
     "storage",
+    "storage_scale",
     "throughput",
     "workers",
     "resume",
@@ -53,6 +55,7 @@ RUN_ORDER = (
 # Seconds each figure may take in --quick mode (the whole quick run stays under 15 minutes).
 QUICK_BUDGET_S = {
     "storage": 120,
+    "storage_scale": 120,
     "throughput": 150,
     "workers": 90,
     "pruning": 360,  # pruning and grid run their studies together: 420 s between them
@@ -217,6 +220,10 @@ def _dispatch(name: str, names: list[str], settings: Settings) -> list[Figure]:
         from benchmarks import storage_overhead
 
         return [storage_overhead.run(settings, log)]
+    if name == "storage_scale":
+        from benchmarks import storage_scale
+
+        return [storage_scale.run(settings, log)]
     if name == "throughput":
         from benchmarks import throughput
 
