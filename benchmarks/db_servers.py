@@ -256,9 +256,9 @@ def grpc_proxy(storage_url: str) -> Iterator[ProxyAddress]:
     """``hpsearch storage-proxy`` in front of ``storage_url``, in a process of its own."""
     host, port = "127.0.0.1", free_port()
     errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+    command = ["storage-proxy", "--storage", storage_url, "--host", host, "--port", str(port)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "search", "storage-proxy", "--storage", storage_url]
-        + ["--host", host, "--port", str(port)],
+        [sys.executable, "-m", "search", *command],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=errors,

@@ -6,8 +6,8 @@ value is a function of one suggested float): ``fail_stale_trials`` + ``ask`` (ti
 ``report`` x5, ``tell`` (timed). Backends: the project's SQLite (a WAL file opened by
 ``storage.connect.open_storage``), PostgreSQL, MariaDB (both with heartbeats, through the same
 ``open_storage``) and ``hpsearch storage-proxy`` (Optuna's gRPC proxy, heartbeats relayed into
-the database) in front of PostgreSQL. The servers are started here (``benchmarks.db_servers``), one fresh database a
-cell.
+the database) in front of PostgreSQL. The servers are started here (``benchmarks.db_servers``),
+one fresh database a cell.
 
 The clients are forked from this process (which has imported Optuna already), open their
 storage, wait until all are ready, and start together; each starts new trials until a shared
