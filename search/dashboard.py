@@ -102,11 +102,17 @@ def serve(
             print(f"hpsearch: dashboard did not answer on {address} yet", file=sys.stderr)
 
     threading.Thread(target=announce, name="dashboard-ready", daemon=True).start()
-    # Ctrl-C must stop the server even when started from a shell that ignores SIGINT (`cmd &`).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    # Ctrl-C and SIGTERM stop the server after the request in hand. Not a KeyboardInterrupt:
+    # raised inside a request, wsgiref's error handler would swallow it and serve on. The
+    # handler is set even when started from a shell that ignores SIGINT (`cmd &`).
+    def stop(signum: int, frame: Any) -> None:
+        threading.Thread(target=server.shutdown, name="dashboard-stop", daemon=True).start()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     try:
         server.serve_forever(poll_interval=0.25)
-    except KeyboardInterrupt:
         print("dashboard stopped", file=out, flush=True)
     finally:
         server.server_close()

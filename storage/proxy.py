@@ -110,6 +110,9 @@ class HeartbeatRelay(optuna.storages.RDBStorage):
         # checks take turns (a check is one query and, rarely, a retry).
         with self._stale_check:
             self.grace_period = grace
+            # The usual answer is "none": one query, without building a study for it.
+            if not self._get_stale_trial_ids(study_id):
+                return
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study = optuna.load_study(
