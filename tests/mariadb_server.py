@@ -15,7 +15,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests import servers
 
 ENV_URL = "HPSEARCH_TEST_MARIADB_URL"
 ADMIN_PASSWORD = "pw-" + "m4Rz9"  # the self-started server's root password
@@ -63,9 +64,7 @@ class Server:
 
 def unavailable(reason: str) -> None:
     """Skip, or fail under CI (where the MariaDB tests must run)."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"MariaDB tests cannot run under CI: {reason}")
-    pytest.skip(reason)
+    servers.unavailable("MariaDB", reason)
 
 
 def _from_environment(url: str) -> Server:
@@ -84,12 +83,6 @@ def _from_environment(url: str) -> Server:
 def _binary(name: str) -> str | None:
     # mariadbd lives in /usr/sbin, which is not on every user's PATH.
     return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_until_ready(process: subprocess.Popen[str]) -> list[str]:
@@ -128,7 +121,7 @@ def self_started_server() -> Iterator[Server]:
             unavailable("running as root without runuser: cannot start MariaDB")
         as_user = ["runuser", "-u", "mysql", "--"]
         shutil.chown(folder, "mysql", "mysql")
-    data, sock, port = folder / "data", folder / "sock", free_port()
+    data, sock, port = folder / "data", folder / "sock", servers.free_port()
     process: subprocess.Popen[str] | None = None
     try:
         done = subprocess.run(

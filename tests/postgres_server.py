@@ -15,7 +15,6 @@ import glob
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests import servers
 
 ENV_URL = "HPSEARCH_TEST_POSTGRES_URL"
 ADMIN_PASSWORD = "pw-" + "x7Qk2"  # the self-started server's superuser password
@@ -61,9 +62,7 @@ class Server:
 
 def unavailable(reason: str) -> None:
     """Skip, or fail under CI (where the PostgreSQL tests must run)."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"PostgreSQL tests cannot run under CI: {reason}")
-    pytest.skip(reason)
+    servers.unavailable("PostgreSQL", reason)
 
 
 def _from_environment(url: str) -> Server:
@@ -89,9 +88,7 @@ def _binaries() -> Path | None:
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return servers.free_port()
 
 
 @contextlib.contextmanager

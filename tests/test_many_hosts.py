@@ -24,7 +24,8 @@ import yaml
 from optuna.trial import TrialState
 
 from tests.conftest import MICRO_TOY, cli_env, deep_update
-from tests.postgres_server import Server, fresh_database, self_started_server, unavailable
+from tests.postgres_server import Server, fresh_database, self_started_server
+from tests.servers import unavailable
 from tests.test_proxy import proxy
 
 
@@ -43,7 +44,7 @@ def _ip(*args: str) -> None:
 @contextlib.contextmanager
 def two_hosts() -> Iterator[Network]:
     if os.geteuid() != 0 or shutil.which("ip") is None:
-        unavailable("making network namespaces needs root and iproute2 (`ip`)")
+        unavailable("network namespace", "making network namespaces needs root and iproute2 (`ip`)")
     tag = secrets.token_hex(3)
     subnet = f"10.{200 + secrets.randbelow(50)}.{secrets.randbelow(250)}"
     bridge, hosts = f"hpbr{tag}", (f"hpa{tag}", f"hpb{tag}")
@@ -67,7 +68,7 @@ def two_hosts() -> Iterator[Network]:
     except RuntimeError as e:
         for command in reversed(made):
             subprocess.run(["ip", *command], capture_output=True, timeout=30)
-        unavailable(f"cannot make test hosts with ip netns: {e}")
+        unavailable("network namespace", f"cannot make test hosts with ip netns: {e}")
     try:
         yield Network(f"{subnet}.1", hosts)
     finally:

@@ -19,7 +19,8 @@ from optuna.trial import TrialState
 
 from search.record import EPOCHS, EPOCHS_PART_BYTES, TrialRecord
 from tests.conftest import MICRO_TOY, deep_update
-from tests.mariadb_server import Server, free_port, fresh_database, table_count
+from tests.mariadb_server import Server, fresh_database, table_count
+from tests.servers import free_port
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 

@@ -25,6 +25,7 @@ import yaml
 from optuna.trial import TrialState
 
 from tests.conftest import cli_env
+from tests.servers import free_port
 from tests.test_reliability import (
     finish,
     freeze_when,
@@ -101,7 +102,7 @@ def test_workers_and_every_read_command_through_the_proxy(run_cli: Run, tmp_path
 
 def dashboard_studies(url: str, cwd: Path) -> list[dict[str, Any]]:
     """What ``hpsearch dashboard`` on the proxy serves at /api/studies."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "search", "dashboard", "--storage", url, "--port", str(port)],
         cwd=cwd,
@@ -149,7 +150,7 @@ def test_a_killed_worker_behind_the_proxy_is_failed_and_its_trial_retried(tmp_pa
 
 
 def test_a_plain_optuna_proxy_gets_a_warning_not_silence(run_cli: Run, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             sys.executable,
@@ -200,7 +201,7 @@ def test_bad_proxy_input_is_one_line_and_exit_2(
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        closed = _free_port()
+        closed = free_port()
         filled = [a.format(closed=closed, busy=busy.getsockname()[1]) for a in args]
         done = run_cli(*filled, timeout=60)
     assert done.returncode == 2, (done.stdout, done.stderr)
@@ -208,12 +209,6 @@ def test_bad_proxy_input_is_one_line_and_exit_2(
     assert message in done.stderr
     assert "secret" not in done.stderr
     assert not (tmp_path / "studies").exists(), "nothing written"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_the_proxy_client_relays_heartbeats_into_the_backend_table(tmp_path: Path) -> None:
