@@ -63,6 +63,8 @@ def open_rdb(
         if storage.is_mysql:
             engine_kwargs["pool_recycle"] = MYSQL_POOL_RECYCLE_S
     with _schema_lock(storage), warnings.catch_warnings():
+        if storage.sqlite_path is not None and create:
+            _use_wal(storage.sqlite_path)
         # Heartbeats and the retry callback are marked experimental; they are what we want.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         heartbeat: dict[str, object] = {}
@@ -95,6 +97,14 @@ def _prepare_sqlite(path: Path, *, create: bool) -> None:
         ) from e
     if path.exists() and path.is_dir():
         raise StorageError(f"storage path {path} is a directory; name a .db file inside it")
+
+
+def _use_wal(path: Path) -> None:
+    """Switch a (new) SQLite file to WAL; called under the schema lock.
+
+    Switching needs the file to itself, and a second command's switch racing the first one's
+    can fail at once with "database is locked" instead of waiting out the busy timeout.
+    """
     try:
         # WAL lets the dashboard and several workers read while one writes. The mode is stored
         # in the database file, so setting it once here covers every later connection.
