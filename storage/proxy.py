@@ -43,6 +43,8 @@ CONNECT_TIMEOUT_S = 5.0
 DEFAULT_PORT = 13000
 # Threads serving calls; each call holds one while it waits for the database.
 SERVER_THREADS = 32
+# A grace period (seconds) that no heartbeat is ever older than.
+NEVER_STALE_S = 10**9
 
 
 class ProxyClient(optuna.storages.GrpcStorageProxy, BaseHeartbeat):
@@ -82,7 +84,10 @@ class ProxyClient(optuna.storages.GrpcStorageProxy, BaseHeartbeat):
 
     def relays_heartbeats(self, study_id: int) -> bool:
         """Whether the proxy is :class:`HeartbeatRelay`'s (a plain one stores the key)."""
-        self.set_study_system_attr(study_id, STALE_CHECK_KEY, self._heartbeat_grace or 1)
+        # With the worker's own grace it is the check every trial start makes anyway; without
+        # one, a grace no heartbeat is ever older than, so it fails nothing.
+        grace = self._heartbeat_grace or NEVER_STALE_S
+        self.set_study_system_attr(study_id, STALE_CHECK_KEY, grace)
         return STALE_CHECK_KEY not in self.get_study_system_attrs(study_id)
 
 
@@ -101,11 +106,12 @@ class HeartbeatRelay(optuna.storages.RDBStorage):
 
     def set_study_system_attr(self, study_id: int, key: str, value: Any) -> None:
         if key == STALE_CHECK_KEY:
-            self._fail_stale_trials(study_id, grace=int(value) if value else None)
+            if value:  # a client without a grace period has nothing to check
+                self._fail_stale_trials(study_id, grace=int(value))
             return
         super().set_study_system_attr(study_id, key, value)
 
-    def _fail_stale_trials(self, study_id: int, grace: int | None) -> None:
+    def _fail_stale_trials(self, study_id: int, grace: int) -> None:
         # Each worker's config sets its own grace; Optuna reads it from the storage object, so
         # checks take turns (a check is one query and, rarely, a retry).
         with self._stale_check:
