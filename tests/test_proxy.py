@@ -24,7 +24,10 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from search.audit import stopped_trials
+from search.record import AUDITED_TRIAL
 from tests.conftest import cli_env
+from tests.search.test_audit import AUDITED_STUDY
 from tests.servers import free_port
 from tests.test_reliability import (
     finish,
@@ -98,6 +101,24 @@ def test_workers_and_every_read_command_through_the_proxy(run_cli: Run, tmp_path
         assert "winner | test_accuracy |     2 |" in retrained.stdout
         studies = dashboard_studies(url, tmp_path)
         assert sorted(s["study_name"] for s in studies) == ["micro", "micro/retrain"]
+
+
+@pytest.mark.slow
+def test_audit_through_the_proxy(run_cli: Run, tmp_path: Path) -> None:
+    # One worker and a fixed seed: the same trials stop early as in tests/search/test_audit.py.
+    config = write(tmp_path, AUDITED_STUDY)
+    with proxy(f"sqlite:///{tmp_path / 'hp.db'}", tmp_path) as url:
+        done = run_cli("run", str(config), "--storage", url)
+        assert done.returncode == 0, done.stderr
+        stopped = stopped_trials(load_trials(tmp_path))
+        assert stopped, "the micro study must prune or stop some trials"
+        audit = run_cli("audit", "micro", "--storage", url, "--trials", "1")
+        assert audit.returncode == 0, audit.stderr
+        assert "wrong prunes:" in audit.stdout
+    audited = load_trials(tmp_path, name="micro/audit")
+    assert [t.state for t in audited] == [TrialState.COMPLETE]
+    assert len(audited[0].user_attrs["epochs"]) == AUDITED_STUDY["fixed"]["epochs"]
+    assert audited[0].user_attrs[AUDITED_TRIAL] in {r.number for r in stopped}
 
 
 def dashboard_studies(url: str, cwd: Path) -> list[dict[str, Any]]:
