@@ -210,13 +210,8 @@ def mariadb() -> Iterator[DatabaseServer]:
         pid = process.pid
         yield DatabaseServer("mariadb", new_database, lambda: [pid])
     finally:
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            _stop(process, timeout=60)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -268,12 +263,7 @@ def grpc_proxy(storage_url: str) -> Iterator[ProxyAddress]:
         _wait_for_port(host, port, process, errors)
         yield ProxyAddress(host, port, process.pid)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process, timeout=30)
         errors.close()
 
 
@@ -290,6 +280,18 @@ def open_grpc_storage(
         heartbeat_interval=heartbeat_interval,
         heartbeat_grace=heartbeat_grace,
     )
+
+
+def _stop(process: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_for_port(

@@ -224,9 +224,9 @@ def _running_reads(
     _running_study(running, path)
     url = parse_storage_url(f"sqlite:///{path}")
     direct = _read_ms(optuna.storages.get_storage(open_storage(url, create=False)), 5)
-    server, port = start_proxy(url, "127.0.0.1", 0)
+    server, proxy_url = start_proxy(url, "127.0.0.1", 0)
     try:
-        client = open_storage(parse_storage_url(f"grpc://127.0.0.1:{port}"), create=False)
+        client = open_storage(parse_storage_url(proxy_url), create=False)
         proxied = _read_ms(client, 5)
     finally:
         server.stop(grace=None)

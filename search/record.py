@@ -108,6 +108,7 @@ class TrialWriter:
         self.trial = trial
         self.epochs: list[dict[str, Any]] = []
         self._part_starts = [0]  # where in self.epochs each stored part begins
+        self._part_bytes = len("[]")  # the JSON size of the last part, as Optuna will store it
         self.best_epoch: int | None = None
         self.notes: list[str] = []  # remarks added to whatever reason the trial ends with
         self._reason_written = False
@@ -148,9 +149,13 @@ class TrialWriter:
 
         Returns the part it went to.
         """
-        last = [*self.epochs[self._part_starts[-1] :], record]
-        if len(last) > 1 and len(json.dumps(last)) > EPOCHS_PART_BYTES:
+        size = len(json.dumps(record))
+        in_part = len(self.epochs) > self._part_starts[-1]
+        grown = self._part_bytes + size + (len(", ") if in_part else 0)
+        if in_part and grown > EPOCHS_PART_BYTES:
             self._part_starts.append(len(self.epochs))
+            grown = len("[]") + size
+        self._part_bytes = grown
         self.epochs.append(record)
         return len(self._part_starts) - 1
 

@@ -163,11 +163,11 @@ def open_proxy_client(
     return client
 
 
-def start_proxy(backend: StorageUrl, host: str, port: int) -> tuple[Any, int]:
+def start_proxy(backend: StorageUrl, host: str, port: int) -> tuple[Any, str]:
     """Open the backend and start serving it on ``host:port`` (0: any free port).
 
-    Returns (the started ``grpc.Server``, the bound port). The backend must be a database: a
-    proxy in front of another proxy would only add a hop.
+    Returns (the started ``grpc.Server``, the ``grpc://HOST:PORT`` URL workers use). The backend
+    must be a database: a proxy in front of another proxy would only add a hop.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -191,7 +191,8 @@ def start_proxy(backend: StorageUrl, host: str, port: int) -> tuple[Any, int]:
     server = grpc.server(
         ThreadPoolExecutor(max_workers=SERVER_THREADS), options=[("grpc.so_reuseport", 0)]
     )
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    shown_host = f"[{host}]" if ":" in host else host
+    address = f"{shown_host}:{port}"
     try:
         bound = server.add_insecure_port(address)
     except RuntimeError:
@@ -209,4 +210,4 @@ def start_proxy(backend: StorageUrl, host: str, port: int) -> tuple[Any, int]:
         cached = optuna.storages.get_storage(relay)
     add_StorageServiceServicer_to_server(OptunaStorageProxyService(cached), server)
     server.start()
-    return server, bound
+    return server, f"grpc://{shown_host}:{bound}"

@@ -46,15 +46,7 @@ ANNOUNCE = re.compile(r"^storage proxy on (grpc://\S+) for (\S+)$")
 @contextlib.contextmanager
 def proxy(backend: str, cwd: Path, host: str = "127.0.0.1") -> Iterator[str]:
     """``hpsearch storage-proxy`` on a free port; yields its grpc:// URL once it has said it."""
-    command = ["storage-proxy", "--storage", backend, "--port", "0", "--host", host]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "search", *command],
-        cwd=cwd,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start("storage-proxy", "--storage", backend, "--port", "0", "--host", host, cwd=cwd)
     try:
         assert process.stdout is not None
         first = process.stdout.readline().strip()
@@ -124,14 +116,7 @@ def test_audit_through_the_proxy(run_cli: Run, tmp_path: Path) -> None:
 def dashboard_studies(url: str, cwd: Path) -> list[dict[str, Any]]:
     """What ``hpsearch dashboard`` on the proxy serves at /api/studies."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "search", "dashboard", "--storage", url, "--port", str(port)],
-        cwd=cwd,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start("dashboard", "--storage", url, "--port", str(port), cwd=cwd)
     try:
         assert process.stdout is not None
         first = process.stdout.readline()  # printed once the server answers

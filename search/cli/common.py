@@ -105,3 +105,11 @@ def port(text: str) -> int:
     if not 0 < value < 65536:
         raise argparse.ArgumentTypeError(f"must be a port between 1 and 65535, got {value}")
     return value
+
+
+def port_or_zero(text: str) -> int:
+    """A port, or 0 for any free one."""
+    value = non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port up to 65535 (0: any free), got {value}")
+    return value

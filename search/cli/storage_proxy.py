@@ -7,7 +7,7 @@ import signal
 import sys
 from typing import Any
 
-from search.cli.common import EXIT_OK, add_storage, storage_of
+from search.cli.common import EXIT_OK, add_storage, port_or_zero, storage_of
 from storage.proxy import DEFAULT_PORT, start_proxy
 from storage.urls import parse_storage_url
 
@@ -27,7 +27,7 @@ def register(commands: Any) -> None:
     )
     sub.add_argument(
         "--port",
-        type=_port_or_zero,
+        type=port_or_zero,
         default=DEFAULT_PORT,
         help=f"port (default {DEFAULT_PORT}; 0 picks a free one)",
     )
@@ -35,11 +35,10 @@ def register(commands: Any) -> None:
 
 def storage_proxy(args: argparse.Namespace) -> int:
     backend = parse_storage_url(storage_of(args))
-    server, port = start_proxy(backend, args.host, args.port)
-    shown = f"[{args.host}]" if ":" in args.host else args.host
+    server, url = start_proxy(backend, args.host, args.port)
     print(
-        f"storage proxy on grpc://{shown}:{port} for {backend.masked}\n"
-        f"  workers: hpsearch run CONFIG --storage grpc://{shown}:{port}\n"
+        f"storage proxy on {url} for {backend.masked}\n"
+        f"  workers: hpsearch run CONFIG --storage {url}\n"
         "  Ctrl-C to stop",
         flush=True,
     )
@@ -54,13 +53,3 @@ def storage_proxy(args: argparse.Namespace) -> int:
         server.stop(grace=2).wait()
         print("storage proxy stopped", file=sys.stdout, flush=True)
     return EXIT_OK
-
-
-def _port_or_zero(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value < 65536:
-        raise argparse.ArgumentTypeError(f"must be a port between 0 and 65535, got {value}")
-    return value
