@@ -31,6 +31,7 @@ DATA_ENV = "HPSEARCH_BENCH_DATA"
 FIGURES = (
     "pruning",
     "grid",
+    "pareto",
     "throughput",
     "storage",
     "storage_scale",
@@ -44,6 +45,7 @@ FIGURES = (
 RUN_ORDER = (
     "pruning",
     "grid",
+    "pareto",
     "real_data",
     "sampler_scale",
     "storage",
@@ -60,6 +62,7 @@ QUICK_BUDGET_S = {
     "workers": 90,
     "pruning": 360,  # pruning and grid run their studies together: 420 s between them
     "grid": 60,
+    "pareto": 240,
     "real_data": 120,
     "resume": 150,
     "sampler_scale": 60,
@@ -250,6 +253,12 @@ def _dispatch(name: str, names: list[str], settings: Settings) -> list[Figure]:
             "grid": grid_vs_search.report,
         }
         return [modules[n](settings, outcomes) for n in wanted]
+    if name == "pareto":
+        from benchmarks import pareto
+        from benchmarks.studies import run_studies
+
+        specs = sorted(pareto.specs(settings), key=lambda s: "none" not in s.label)
+        return [pareto.report(settings, run_studies(specs, settings.workdir, settings.jobs, log))]
     if name == "real_data":
         from benchmarks import real_data
 

@@ -42,6 +42,9 @@ class TrialRecord:
     val_loss: list[float]
     best_epoch: int | None
     test_accuracy: float | None
+    values: list[float] | None = None  # every metric's (a study with several)
+    seconds: float | None = None  # from the trial's start to its end
+    reason: str | None = None
 
 
 @dataclass
@@ -52,6 +55,7 @@ class StudyOutcome:
     wall_seconds: float
     stopped_because: str | None = None
     errors: list[str] = field(default_factory=list)
+    directions: list[str] = field(default_factory=list)
 
     @property
     def total_epochs(self) -> int:
@@ -116,7 +120,14 @@ def run_one(spec: StudySpec, workdir: str) -> StudyOutcome:
             TrialRecord(
                 number=trial.number,
                 state=trial.state.name,
-                value=trial.value,
+                value=trial.values[0] if trial.values else None,
+                values=list(trial.values) if trial.values else None,
+                seconds=(
+                    (trial.datetime_complete - trial.datetime_start).total_seconds()
+                    if trial.datetime_complete and trial.datetime_start
+                    else None
+                ),
+                reason=trial.user_attrs.get("reason"),
                 params=dict(trial.params),
                 val_accuracy=[e.get("val_accuracy") for e in epochs],
                 val_loss=[e.get("val_loss") for e in epochs],
@@ -132,7 +143,8 @@ def run_one(spec: StudySpec, workdir: str) -> StudyOutcome:
     return StudyOutcome(
         spec=spec,
         trials=trials,
-        direction=study.direction.name.lower(),
+        direction=study.directions[0].name.lower(),  # the training metric's
+        directions=[d.name.lower() for d in study.directions],
         wall_seconds=wall,
         stopped_because=summary.stopped_because,
         errors=errors,

@@ -98,6 +98,17 @@ class BuildRequest:
 
 
 Builder = Callable[[BuildRequest], "TrainingJob"]
+
+# Cost metrics every objective provides besides its task's metrics, all lower-is-better: the
+# built model's trainable parameters and its median forward-pass time on one example (batch 1,
+# measured before training, ``objectives/costs.py``), and the training time (after training).
+COST_METRICS: Mapping[str, bool] = {
+    "num_params": False,
+    "latency_ms": False,
+    "train_seconds": False,
+}
+# The cost metrics known before a single training step: the only ones a constraint may bound.
+PRE_TRAINING_METRICS = ("num_params", "latency_ms")
 # Raises objectives.errors.ParamError / DataError / ModelError for anything checkable up front.
 Precheck = Callable[[ParamValues, BaseModel], None]
 
@@ -133,6 +144,11 @@ class ObjectiveSpec:
     def study_metrics(self) -> dict[str, bool]:
         """The metrics a study may select on (``val_<name>``) and whether larger is better."""
         return {f"val_{metric.name}": metric.maximize for metric in self.metrics}
+
+    @property
+    def objective_metrics(self) -> dict[str, bool]:
+        """Everything ``study.metric`` may list: the study metrics, then the cost metrics."""
+        return {**self.study_metrics, **COST_METRICS}
 
     @property
     def test_metrics(self) -> dict[str, bool]:

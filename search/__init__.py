@@ -2,7 +2,7 @@
 
 The Python API (see README "Python API")::
 
-    from search import load_config, run_study, export_best, run_retrain, write_report
+    from search import load_config, run_study, export_best, export_front, run_retrain, write_report
 
 Names are loaded on first use, so ``import search`` stays cheap (no Optuna, no torch).
 """
@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 from search.version import __version__
 
 if TYPE_CHECKING:
-    from search.api import export_best, run_retrain, run_study, write_report
+    from search.api import export_best, export_front, run_retrain, run_study, write_report
     from search.config import load_config
 
 __all__ = [
     "__version__",
     "export_best",
+    "export_front",
     "load_config",
     "run_retrain",
     "run_study",
@@ -30,6 +31,7 @@ _API = {
     "load_config": "search.config",
     "run_study": "search.api",
     "export_best": "search.api",
+    "export_front": "search.api",
     "run_retrain": "search.api",
     "write_report": "search.api",
 }

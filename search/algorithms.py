@@ -36,6 +36,7 @@ def build_sampler(
         "cmaes": optuna.samplers.CmaEsSampler,
         "gp": optuna.samplers.GPSampler,
         "qmc": optuna.samplers.QMCSampler,
+        "nsgaii": optuna.samplers.NSGAIISampler,
     }
     args = dict(section.args)
     if "seed" in args:

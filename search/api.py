@@ -16,7 +16,13 @@ from typing import Any, TextIO
 import optuna
 
 from search.config import DEFAULT_STORAGE, StudyConfig
-from search.export import export_model, exported_config, write_export
+from search.export import (
+    export_model,
+    exported_config,
+    exported_front,
+    write_export,
+    write_front,
+)
 from search.live import ProgressPlan
 from search.prepare import check_buildable, plan_placement, setup_device
 from search.report import render_report
@@ -72,19 +78,28 @@ def export_best(
     storage: str | None = None,
     output: str | Path | None = None,
     model_dir: str | Path | None = None,
+    trial: int | None = None,
 ) -> dict[str, Any]:
-    """The best trial as a runnable study config (plain data); written to ``output`` if given.
+    """The best trial (or trial ``trial``) as a runnable study config (plain data); written to
+    ``output`` if given.
 
-    ``model_dir`` also unpacks the best trial's saved model there, in its library's own form.
+    ``model_dir`` also unpacks that trial's saved model there, in its library's own form. A
+    study with several metrics needs ``trial`` (or :func:`export_front`).
     """
     url = storage or DEFAULT_STORAGE
     study = open_existing_study(url, study_name)
-    config = exported_config(study, storage)
+    config = exported_config(study, storage, trial=trial)
     if model_dir is not None:
-        export_model(study, url, Path(model_dir))
+        export_model(study, url, Path(model_dir), trial=trial)
     if output is not None:
         write_export(config, Path(output))
     return config
+
+
+def export_front(study_name: str, folder: str | Path, *, storage: str | None = None) -> list[Path]:
+    """Every member of a multi-objective study's Pareto front as ``folder/trial-N.yaml``."""
+    study = open_existing_study(storage or DEFAULT_STORAGE, study_name)
+    return write_front(exported_front(study, storage), Path(folder))
 
 
 def run_retrain(

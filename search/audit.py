@@ -120,12 +120,14 @@ class AuditResult:
 
 
 def stopped_trials(trials: Sequence[FrozenTrial]) -> list[TrialRecord]:
-    """The trials pruning or early stopping ended (not those that diverged or failed)."""
+    """The trials pruning or early stopping ended (not those that diverged or failed, nor the
+    infeasible proposals `constraints:` stopped before training)."""
     found = []
     for trial in trials:
         record = TrialRecord.from_trial(trial)
         diverged = (record.reason or "").startswith("diverged")
-        if (trial.state == TrialState.PRUNED and not diverged) or record.early_stopped:
+        pruned = trial.state == TrialState.PRUNED and not diverged and not record.infeasible
+        if pruned or record.early_stopped:
             found.append(record)
     return found
 
@@ -261,7 +263,7 @@ def audit_result(
     complete = [
         TrialRecord.from_trial(t)
         for t in source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.value is not None
+        if t.values  # several metrics: ranked on the first, the training metric
     ]
     result = AuditResult(source.study_name, stored.metric, maximize, len(candidates))
     values = [r.value for r in complete if r.value is not None]

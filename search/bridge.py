@@ -28,13 +28,16 @@ from objectives.loop import (
 from objectives.loop_state import LoopState
 from objectives.specs import BuildRequest
 from search.config import StudyConfig
+from search.costs import Infeasible, measure_costs, objective_values
 from search.devices import Slot
 from search.formatting import params_text
 from search.live import TrialProgress
+from search.multi_objective import MultiObjectivePruning
 from search.process import interrupt_requested, stop_at_safe_point
 from search.record import (
     DEVICE,
     RESUMED_FROM,
+    SPARED_BY_COST,
     WORKER,
     TrialWriter,
     running_value,
@@ -51,7 +54,7 @@ def loop_settings(params: dict[str, Any], config: StudyConfig) -> LoopSettings:
     return LoopSettings(
         epochs=params["epochs"],
         lr=params["lr"],
-        metric=config.study.metric,
+        metric=config.metric,
         maximize=config.maximize,
         weight_decay=params["weight_decay"],
         warmup_ratio=params["warmup_ratio"],
@@ -68,8 +71,11 @@ def run_trial(
     *,
     slot: Slot | None = None,
     progress: TrialProgress | None = None,
-) -> float:
+) -> float | list[float]:
     """Train one sampled configuration as this trial; return the metric at its best epoch.
+
+    A multi-objective study gets one value per metric: the training metric and any other
+    validation metric at the best epoch, the cost metrics as measured.
 
     ``device`` is the torch device to train on; ``slot`` the worker's place as the user named
     it (recorded as the trial's ``device`` and ``worker``); ``progress`` shows the training.
@@ -97,9 +103,9 @@ def _run(
     device: str,
     writer: TrialWriter,
     progress: TrialProgress | None,
-) -> float:
+) -> float | list[float]:
     params = sample_params(trial, config)
-    metric = config.study.metric
+    metric = config.metric
     settings = loop_settings(params, config)
     seed = training_seed_of(trial)
     seed = config.study.seed if seed is None else seed
@@ -111,16 +117,29 @@ def _run(
     if why_not:
         writer.note(f"{why_not}: trained from epoch 1")
 
+    several = MultiObjectivePruning(config) if config.multi_objective else None
+    costs: dict[str, float] = {}
+
+    def should_prune(epoch: int) -> bool:
+        if several is None:
+            return trial.should_prune()
+        curve = {row["epoch"]: row[metric] for row in writer.epochs if row.get(metric) is not None}
+        verdict = several.decide(trial.study, curve, costs)
+        if verdict.spared:
+            trial.set_user_attr(SPARED_BY_COST, epoch)
+        return verdict.prune
+
     def on_epoch(record: EpochRecord, improved: bool) -> None:
         row = record.to_dict()
         writer.epoch(row, improved)
         if progress is not None:
             progress.epoch(row)
         value = record.metric(metric)
-        trial.report(value, record.epoch)
+        if several is None:
+            trial.report(value, record.epoch)
         # Pruning after the last epoch saves nothing and would throw away the trial's test
         # evaluation and checkpoint: a trial that ran all its epochs completes.
-        if record.epoch < settings.epochs and trial.should_prune():
+        if record.epoch < settings.epochs and should_prune(record.epoch):
             writer.reason(f"pruned at epoch {record.epoch}: {metric}={value:.4g} by the pruner")
             raise optuna.TrialPruned(f"pruned at epoch {record.epoch}")
 
@@ -136,9 +155,11 @@ def _run(
         )
         writer.attrs(job.trial_attrs)
         write_study_facts(trial.study, job.study_attrs)
+        # Cost metrics before a single step; a proposal outside `constraints:` ends here.
+        costs.update(measure_costs(trial, config, job, device))
         stop_at_safe_point()
         if state is not None and chain.previous is not None:
-            _carry_over(trial, writer, state, metric, chain.previous)
+            _carry_over(trial, writer, state, metric, chain.previous, report=several is None)
         control = RunControl(
             should_stop=interrupt_requested,
             save_state=resume.save if resume is not None else None,
@@ -162,6 +183,10 @@ def _run(
     except KeyboardInterrupt:
         if resume is not None:
             resume.flush()
+        raise
+    except Infeasible as infeasible:
+        _discard(resume)
+        writer.reason(str(infeasible))
         raise
     except optuna.TrialPruned:
         _discard(resume)
@@ -198,7 +223,10 @@ def _run(
         )
     elif writer.notes:
         writer.reason("")
-    return result.best_value
+    if several is None:
+        return result.best_value
+    best_row = next((row for row in writer.epochs if row.get("epoch") == result.best_epoch), {})
+    return objective_values(config, best_row, costs, result.train_seconds)
 
 
 def _carry_over(
@@ -207,11 +235,14 @@ def _carry_over(
     state: LoopState,
     metric: str,
     previous: int,
+    *,
+    report: bool,
 ) -> None:
     """The dead trial's epochs become this trial's: stored once, reported once, unchanged."""
     writer.carry_over(state.epochs, state.best_epoch)
     for record in map(EpochRecord.from_dict, state.epochs):
-        trial.report(record.metric(metric), record.epoch)
+        if report:
+            trial.report(record.metric(metric), record.epoch)
     trial.set_user_attr(RESUMED_FROM, {"trial": previous, "epoch": state.epoch, "step": state.step})
 
 

@@ -90,7 +90,12 @@ def winner_at_chance(records: Sequence[TrialRecord], study: StudyRecord) -> str 
 
 
 def caveats(records: Sequence[TrialRecord], study: StudyRecord) -> list[str]:
-    """Every warning that applies to the study's winner, one line each."""
+    """Every warning that applies to the study's winner, one line each.
+
+    A study with several metrics has no single winner (its front is a choice), so none apply.
+    """
+    if study.multi_objective:
+        return []
     n_validation = study.data_sizes.get("validation")
     found = [
         lead_within_noise(records, study, n_validation if isinstance(n_validation, int) else None),

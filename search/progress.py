@@ -11,6 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.caveats import caveats
 from search.formatting import number, params_text
+from search.pareto import pareto_front
 from search.record import (
     DEVICE,
     FINISHED,
@@ -21,6 +22,7 @@ from search.record import (
     TrialRecord,
     records,
 )
+from search.results import format_front_table
 from search.study import RunSummary
 
 
@@ -85,13 +87,15 @@ def print_start(study: optuna.Study, finished: int, target: int, storage: str, o
     stored = StudyRecord.from_study(study)
     sampler = stored.section("sampler").get("name", "?")
     pruner = stored.section("pruner").get("name", "?")
-    metric = stored.metric
-    arrow = "lower is better" if study.direction.name == "MINIMIZE" else "higher is better"
+    arrows = {"minimize": "lower is better", "maximize": "higher is better"}
+    metric = ", ".join(
+        f"{name}: {arrows[d]}" for name, d in zip(stored.metrics, stored.directions, strict=True)
+    )
     todo = max(0, target - finished)
     action = f"running {todo} more" if todo else "nothing to run"
     out.write(
         f"study {study.study_name!r} on {storage}: {finished}/{target} finished, {action} "
-        f"(sampler {sampler}, pruner {pruner}, metric {metric}: {arrow})\n"
+        f"(sampler {sampler}, pruner {pruner}, metric {metric})\n"
     )
     out.flush()
 
@@ -103,7 +107,16 @@ def print_summary(study: optuna.Study, summary: RunSummary, storage: str, out: T
         f"({summary.finished_after}/{summary.target} finished)\n"
     )
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    if complete:
+    stored = StudyRecord.from_study(study)
+    if complete and stored.multi_objective:
+        front = pareto_front(study)
+        out.write(
+            f"Pareto front: {len(front)} of {len(complete)} complete trials "
+            f"(no other trial is better on every metric)\n"
+            + format_front_table(front, stored.metrics, stored.directions)
+            + "\n"
+        )
+    elif complete:
         best = TrialRecord.from_trial(study.best_trial)
         test_metric = StudyRecord.from_study(study).test_metric
         readouts = [("val_accuracy", best.metric("val_accuracy"))]
@@ -124,7 +137,14 @@ def print_summary(study: optuna.Study, summary: RunSummary, storage: str, out: T
     dashboard = f"hpsearch dashboard{storage_flag}" if storage_flag else "make dashboard"
     steps = [
         (f"hpsearch show {name}{storage_flag}", "trials and the best trial's epochs"),
-        (f"hpsearch export {name}{storage_flag} -o best.yaml", "the winner as a runnable config"),
+        (
+            f"hpsearch export {name}{storage_flag} --pareto -o front/"
+            if stored.multi_objective
+            else f"hpsearch export {name}{storage_flag} -o best.yaml",
+            "the front as runnable configs"
+            if stored.multi_objective
+            else "the winner as a runnable config",
+        ),
         (f"hpsearch report {name}{storage_flag}", f"report/{name}/report.md with figures"),
         (dashboard, "watch it in optuna-dashboard"),
     ]

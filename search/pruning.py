@@ -20,6 +20,7 @@ metric (what the dashboard draws). ``benchmarks/pruning.py`` measures both.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -60,36 +61,49 @@ class CurvePercentilePruner(BasePruner):
         self.judge = judge
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        step = trial.last_step
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return self.prune_curve(
+            trial.intermediate_values,
+            [peer.intermediate_values for peer in complete],
+            study.direction == StudyDirection.MAXIMIZE,
+        )
+
+    def prune_curve(
+        self,
+        curve: Mapping[int, float],
+        peers: Sequence[Mapping[int, float]],
+        maximize: bool,
+    ) -> bool:
+        """The rule on plain curves (step -> value): ``curve`` against complete ``peers``.
+
+        A multi-objective study keeps its curves in the ``epochs`` record rather than in
+        Optuna's intermediate values, and asks this directly (``search/multi_objective.py``).
+        """
+        step = max(curve) if curve else None
         if step is None or step <= self.n_warmup_steps:
             return False
         if (step - self.n_warmup_steps) % self.interval_steps:
             return False
-        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if len(complete) < max(1, self.n_startup_trials):
+        if len(peers) < max(1, self.n_startup_trials):
             return False
-        maximize = study.direction == StudyDirection.MAXIMIZE
-        ours = self._value(trial, step, maximize)
+        ours = self._value(curve, step, maximize)
         if math.isnan(ours):
             return True
-        peers = [
+        values = [
             value
-            for peer in complete
-            if step in peer.intermediate_values
-            and not math.isnan(value := self._value(peer, step, maximize))
+            for peer in peers
+            if step in peer and not math.isnan(value := self._value(peer, step, maximize))
         ]
-        if len(peers) < self.n_min_trials:
+        if len(values) < self.n_min_trials:
             return False
         # The bar: the top `percentile` of the peers (as Optuna's rule: 50 = the median).
-        bar = float(np.percentile(peers, 100.0 - self.percentile if maximize else self.percentile))
+        bar = float(np.percentile(values, 100.0 - self.percentile if maximize else self.percentile))
         return ours < bar if maximize else ours > bar
 
-    def _value(self, trial: FrozenTrial, step: int, maximize: bool) -> float:
+    def _value(self, curve: Mapping[int, float], step: int, maximize: bool) -> float:
         if self.judge == "current":
-            return float(trial.intermediate_values.get(step, math.nan))
-        values = [
-            v for s, v in trial.intermediate_values.items() if s <= step and not math.isnan(v)
-        ]
+            return float(curve.get(step, math.nan))
+        values = [v for s, v in curve.items() if s <= step and not math.isnan(v)]
         if not values:
             return math.nan
         return max(values) if maximize else min(values)

@@ -14,6 +14,10 @@ What a trial records (other tools read these keys; they do not change):
 - ``training_seed`` when a retrain enqueued it with a seed of its own; ``enqueue_index`` for an
   enqueued parameter set; ``audited_trial`` in an audit's companion study;
   ``train_samples_per_s``; facts the objective reports (``label_names``);
+- ``num_params`` (trainable parameters of the built model); ``latency_ms`` and ``latency``
+  (``{median_ms, p10_ms, p90_ms, repeats}``) when the study optimises or constrains latency;
+  ``train_seconds`` after training; ``spared_by_cost``: the last epoch at which a
+  multi-objective trial's costs saved it from the pruner (``search/multi_objective.py``);
 - ``device`` (``cpu``, ``cuda:1``) and ``worker`` (the run's worker slot, from 0): where it
   trained;
 - ``resumed_from: {trial, epoch, step}`` on a retry that continued where the trial it retries
@@ -47,6 +51,12 @@ AUDITED_TRIAL = "audited_trial"  # in an audit's companion study: the trial it t
 ENQUEUE_INDEX = "enqueue_index"
 TRAIN_SAMPLES_PER_S = "train_samples_per_s"
 RESUMED_FROM = "resumed_from"  # a retry that continued a dead trial: {trial, epoch, step}
+NUM_PARAMS = "num_params"
+LATENCY_MS = "latency_ms"
+LATENCY = "latency"  # {median_ms, p10_ms, p90_ms, repeats}
+TRAIN_SECONDS = "train_seconds"
+SPARED_BY_COST = "spared_by_cost"
+COST_KEYS = (NUM_PARAMS, LATENCY_MS, LATENCY, TRAIN_SECONDS, SPARED_BY_COST)
 DEVICE = "device"  # the device the trial trained on, as the run named it ("cpu", "cuda:1")
 WORKER = "worker"  # the worker slot of the run that trained it (0-based)
 # MySQL and MariaDB store a user attr's JSON in a TEXT column, at most 65,535 bytes; a bigger
@@ -61,6 +71,7 @@ MAJORITY_CLASS_ACCURACY = "majority_class_accuracy"
 DATA_SIZES = "data_sizes"
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+INFEASIBLE = "infeasible:"  # how the reason of a proposal stopped by `constraints:` begins
 TEST_PREFIX = "test_"
 VAL_PREFIX = "val_"
 
@@ -116,9 +127,13 @@ class TrialWriter:
     def clear_inherited(self) -> None:
         """A heartbeat retry starts with a copy of the dead trial's user attrs: drop its results."""
         for key, value in self.trial.user_attrs.items():
-            if key in (REASON, BEST_EPOCH, TRAIN_SAMPLES_PER_S, RESUMED_FROM) or key.startswith(
-                TEST_PREFIX
-            ):
+            if key in (
+                REASON,
+                BEST_EPOCH,
+                TRAIN_SAMPLES_PER_S,
+                RESUMED_FROM,
+                *COST_KEYS,
+            ) or key.startswith(TEST_PREFIX):
                 if value is not None:
                     self.trial.set_user_attr(key, None)
             elif _is_epochs_key(key) and value:
@@ -184,6 +199,7 @@ class TrialWriter:
     def throughput(self, samples: int, seconds: float) -> None:
         if seconds > 0:
             self.trial.set_user_attr(TRAIN_SAMPLES_PER_S, samples / seconds)
+        self.trial.set_user_attr(TRAIN_SECONDS, seconds)
 
 
 def set_reason(trial: optuna.Trial, text: str) -> None:
@@ -209,7 +225,7 @@ class TrialRecord:
 
     number: int
     state: TrialState
-    value: float | None
+    value: float | None  # the training metric's (the first of several)
     params: dict[str, Any]
     epochs: list[dict[str, Any]]
     best_epoch: int | None
@@ -218,6 +234,8 @@ class TrialRecord:
     note: str | None
     training_seed: int | None
     seconds: float | None
+    values: tuple[float, ...] | None = None  # every metric's, in ``study.metric``'s order
+    costs: dict[str, float] = field(default_factory=dict)  # num_params, latency_ms, ...
 
     @classmethod
     def from_trial(cls, trial: FrozenTrial) -> TrialRecord:
@@ -231,7 +249,13 @@ class TrialRecord:
         return cls(
             number=trial.number,
             state=trial.state,
-            value=trial.value,
+            value=trial.values[0] if trial.values else None,
+            values=tuple(trial.values) if trial.values else None,
+            costs={
+                k: float(v)
+                for k in (NUM_PARAMS, LATENCY_MS, TRAIN_SECONDS)
+                if isinstance(v := attrs.get(k), int | float)
+            },
             params=dict(trial.params),
             epochs=trial_epochs(attrs),
             best_epoch=attrs.get(BEST_EPOCH),
@@ -252,6 +276,11 @@ class TrialRecord:
         return self.state == TrialState.COMPLETE and (self.reason or "").startswith("early_stop")
 
     @property
+    def infeasible(self) -> bool:
+        """Pruned before training because a cost metric was outside ``constraints:``."""
+        return self.state == TrialState.PRUNED and (self.reason or "").startswith(INFEASIBLE)
+
+    @property
     def best_record(self) -> dict[str, Any]:
         """The best epoch's entry of ``epochs`` (empty when there is none)."""
         for record in self.epochs:
@@ -260,7 +289,10 @@ class TrialRecord:
         return {}
 
     def metric(self, name: str) -> float | None:
-        """``test_<m>`` (the best epoch's test metric) or ``val_<m>`` / ``train_loss`` at it."""
+        """``test_<m>`` (the best epoch's test metric), ``val_<m>`` / ``train_loss`` at it, or a
+        cost metric (``num_params``, ``latency_ms``, ``train_seconds``)."""
+        if name in self.costs:
+            return self.costs[name]
         value = self.test.get(name) if name.startswith(TEST_PREFIX) else self.best_record.get(name)
         return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
@@ -316,7 +348,7 @@ class TrialRecord:
 def running_value(trial: FrozenTrial) -> float | None:
     """A trial's value as it stands: COMPLETE's value, or a RUNNING trial's best epoch's value."""
     if trial.state == TrialState.COMPLETE:
-        return trial.value
+        return trial.values[0] if trial.values else None
     if trial.state == TrialState.RUNNING:
         best = trial.user_attrs.get(BEST_EPOCH)
         return trial.intermediate_values.get(best) if best is not None else None
@@ -328,7 +360,8 @@ class StudyRecord:
     """What a study carries besides its trials: its config, environment and data facts."""
 
     name: str
-    maximize: bool
+    maximize: bool  # of the training metric (the first)
+    directions: tuple[str, ...]  # one per metric
     config: dict[str, Any]
     environment: dict[str, Any]
     majority_class_accuracy: float | None
@@ -341,7 +374,8 @@ class StudyRecord:
         sizes = attrs.get(DATA_SIZES)
         return cls(
             name=study.study_name,
-            maximize=study.direction == optuna.study.StudyDirection.MAXIMIZE,
+            maximize=study.directions[0] == optuna.study.StudyDirection.MAXIMIZE,
+            directions=tuple(d.name.lower() for d in study.directions),
             config=config if isinstance(config, dict) else {},
             environment=attrs.get(ENVIRONMENT) or {},
             majority_class_accuracy=float(majority) if isinstance(majority, int | float) else None,
@@ -355,8 +389,23 @@ class StudyRecord:
         return bool(self.config)
 
     @property
+    def metrics(self) -> tuple[str, ...]:
+        """The study's metric names in order (``value``, ``value_1``... when it has no config)."""
+        metric = (self.config.get("study") or {}).get("metric")
+        if isinstance(metric, list) and len(metric) == len(self.directions):
+            return tuple(str(m) for m in metric)
+        if isinstance(metric, str) and len(self.directions) == 1:
+            return (metric,)
+        return tuple("value" if i == 0 else f"value_{i}" for i in range(len(self.directions)))
+
+    @property
     def metric(self) -> str:
-        return str((self.config.get("study") or {}).get("metric") or "value")
+        """The training metric: the only metric, or the first of several."""
+        return self.metrics[0]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.directions) > 1
 
     @property
     def test_metric(self) -> str:
@@ -392,6 +441,7 @@ class Outcomes:
     pruned: int
     failed: int
     running: int
+    infeasible: int = 0  # pruned before training by `constraints:` (counted in `pruned` too)
 
     @classmethod
     def of(cls, trials: Sequence[FrozenTrial]) -> Outcomes:
@@ -402,17 +452,22 @@ class Outcomes:
             pruned=sum(r.state == TrialState.PRUNED for r in found),
             failed=sum(r.state == TrialState.FAIL for r in found),
             running=sum(r.state == TrialState.RUNNING for r in found),
+            infeasible=sum(r.infeasible for r in found),
         )
 
     def text(self) -> str:
-        """``14 complete (5 early-stopped), 16 pruned, 0 failed``."""
+        """``14 complete (5 early-stopped), 16 pruned (3 infeasible), 0 failed``."""
+        infeasible = f" ({self.infeasible} infeasible)" if self.infeasible else ""
         return (
-            f"{self.complete} complete ({self.early_stopped} early-stopped), {self.pruned} pruned, "
-            f"{self.failed} failed"
+            f"{self.complete} complete ({self.early_stopped} early-stopped), {self.pruned} pruned"
+            f"{infeasible}, {self.failed} failed"
         )
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The best complete trial, or None when no trial has completed."""
+    """The best complete trial, or None when no trial has completed or the study has several
+    metrics (it has a Pareto front instead: ``search/multi_objective.py``)."""
+    if len(study.directions) > 1:
+        return None
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     return study.best_trial if complete else None

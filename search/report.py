@@ -23,8 +23,9 @@ from optuna.trial import FrozenTrial, TrialState
 from search.audit import read_audit, summary_lines
 from search.caveats import caveats
 from search.formatting import markdown_table, number
+from search.pareto import pareto_front
 from search.record import Outcomes, StudyRecord, TrialRecord, records
-from search.results import EPOCH_COLUMNS, epoch_table_rows
+from search.results import EPOCH_COLUMNS, epoch_table_rows, front_rows
 from search.trial_files import study_artifact_dir
 from storage.artifacts import (
     all_artifacts,
@@ -57,11 +58,16 @@ def render_report(study: optuna.Study, folder: Path, storage_url: str) -> Path:
     config = stored.config
     metric = stored.metric
     trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    ranked = sorted(complete, key=lambda t: (-t.value if maximize else t.value, t.number))
-    importances, importance_note = _importances(study, complete)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
+    maximize = stored.maximize
+    several = stored.multi_objective
+    # Several metrics: the top trials are the Pareto front's, ordered by the training metric.
+    front = pareto_front(study) if several else complete
+    ranked = sorted(front, key=lambda t: (-t.values[0] if maximize else t.values[0], t.number))
+    importances, importance_note = _importances(study, complete, metric)
     figures = _figures(study, folder, metric, importances, importance_note)
+    if several:
+        figures.insert(0, _pareto_figure(study, folder, stored))
     artifact_folder = study_artifact_dir(study, storage_url)
     curves = _copy_curves(study, ranked[:TOP_TRIALS], artifact_folder, folder)
 
@@ -75,9 +81,13 @@ def render_report(study: optuna.Study, folder: Path, storage_url: str) -> Path:
         "",
     ]
     lines += _summary(study, config, trials, metric, artifact_folder)
-    lines += ["", "## Best trial", ""]
-    lines += _best(study, ranked, stored)
-    warnings_found = caveats(records(trials), stored)
+    if several:
+        lines += ["", "## Pareto front", ""]
+        lines += _front(study, ranked, stored)
+    else:
+        lines += ["", "## Best trial", ""]
+        lines += _best(study, ranked, stored)
+    warnings_found = [] if several else caveats(records(trials), stored)
     if warnings_found:
         lines += [""] + [
             f"> **{line.split(': ', 1)[0]}**: {line.split(': ', 1)[1]}" for line in warnings_found
@@ -96,13 +106,16 @@ def render_report(study: optuna.Study, folder: Path, storage_url: str) -> Path:
             lines += [f"### {figure.caption}", "", f"![{figure.caption}]({figure.file})", ""]
         else:
             lines += [f"### {figure.caption}", "", f"Not drawn: {figure.note}.", ""]
-    lines += [f"## Per-epoch tables of the top {min(TOP_TRIALS, len(ranked))} trials", ""]
+    top = "Pareto front's first" if several else "top"
+    lines += [f"## Per-epoch tables of the {top} {min(TOP_TRIALS, len(ranked))} trials", ""]
     if not ranked:
         lines.append("No trial has completed yet.")
     for rank, trial in enumerate(ranked[:TOP_TRIALS], start=1):
         label = "best" if rank == 1 else f"#{rank}"
+        if several:
+            label = "on the front" + (f", best {metric}" if rank == 1 else "")
         lines += [
-            f"### Trial {trial.number} ({label}): {metric} {number(trial.value)}",
+            f"### Trial {trial.number} ({label}): {metric} {number(trial.values[0])}",
             "",
             f"Parameters: {_params_text(trial.params)}",
             "",
@@ -190,7 +203,17 @@ def _summary(
     artifacts = all_artifacts(study)
     rows = [
         ["Objective", f"`{config.get('objective', '?')}`"],
-        ["Metric", f"`{metric}` ({study.direction.name.lower()})"],
+        [
+            "Metric",
+            ", ".join(
+                f"`{name}` ({direction})"
+                for name, direction in zip(
+                    StudyRecord.from_study(study).metrics,
+                    StudyRecord.from_study(study).directions,
+                    strict=True,
+                )
+            ),
+        ],
         ["Sampler", f"`{sampler.get('name', '?')}` {_args_text(sampler.get('args'))}".rstrip()],
         ["Pruner", f"`{pruner.get('name', '?')}` {_args_text(pruner.get('args'))}".rstrip()],
         ["Trials", f"{len(trials)}: {states}"],
@@ -248,6 +271,42 @@ def _best(study: optuna.Study, ranked: Sequence[FrozenTrial], stored: StudyRecor
     return lines
 
 
+def _front(study: optuna.Study, front: Sequence[FrozenTrial], stored: StudyRecord) -> list[str]:
+    if not front:
+        return ["No trial has completed yet."]
+    lines = [
+        f"{len(front)} complete trials that no other beats on every metric at once, ordered by "
+        f"{stored.metric}. Choose one by what you can afford; `hpsearch export "
+        f"{study.study_name} --trial N` writes it as a runnable config, `--pareto -o DIR` all "
+        "of them.",
+        "",
+    ]
+    lines += markdown_table(*front_rows(front, stored.metrics, stored.directions))
+    return lines
+
+
+def _pareto_figure(study: optuna.Study, folder: Path, stored: StudyRecord) -> Figure:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from optuna.visualization import matplotlib as plots
+
+    metrics = list(stored.metrics)
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    skip = ""
+    if len(metrics) > 3:
+        skip = f"Optuna draws fronts of 2 or 3 metrics; this study has {len(metrics)}"
+    elif not complete:
+        skip = "no complete trial"
+    return _draw(
+        folder,
+        "pareto_front.png",
+        f"Pareto front ({' vs '.join(metrics)}; every complete trial, the front highlighted)",
+        lambda: plots.plot_pareto_front(study, target_names=metrics),
+        skip,
+    )
+
+
 def _trials_table(trials: Sequence[FrozenTrial], stored: StudyRecord) -> list[str]:
     records = [TrialRecord.from_trial(t) for t in trials]
     names = list(dict.fromkeys(name for r in records for name in r.params))
@@ -272,7 +331,7 @@ def _trials_table(trials: Sequence[FrozenTrial], stored: StudyRecord) -> list[st
 
 
 def _importances(
-    study: optuna.Study, complete: Sequence[FrozenTrial]
+    study: optuna.Study, complete: Sequence[FrozenTrial], metric: str
 ) -> tuple[dict[str, float], str]:
     varying = {name for name in {n for t in complete for n in t.params} if _varies(complete, name)}
     if len(complete) < 2:
@@ -281,10 +340,29 @@ def _importances(
         return {}, "no searched parameter varies across the complete trials"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # Given a target, Optuna warns that it ranks towards low values: ours already is.
+        warnings.simplefilter("ignore", UserWarning)
         try:
-            return dict(optuna.importance.get_param_importances(study)), ""
+            return dict(
+                optuna.importance.get_param_importances(study, target=_importance_target(study))
+            ), ""
         except (ValueError, RuntimeError) as e:
             return {}, f"Optuna could not compute them ({e})"
+
+
+def _first_value(study: optuna.Study) -> Callable[[FrozenTrial], float] | None:
+    """The training metric as a plot's or importance's target (None: the study's one value)."""
+    if len(study.directions) == 1:
+        return None
+    return lambda trial: trial.values[0]
+
+
+def _importance_target(study: optuna.Study) -> Callable[[FrozenTrial], float] | None:
+    """The training metric as lower-is-better (Optuna's evaluator ranks towards low targets)."""
+    if len(study.directions) == 1:
+        return None
+    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    return lambda trial: sign * trial.values[0]
 
 
 def _varies(trials: Sequence[FrozenTrial], name: str) -> bool:
@@ -311,7 +389,9 @@ def _figures(
             folder,
             "optimization_history.png",
             "Optimization history",
-            lambda: plots.plot_optimization_history(study, target_name=metric),
+            lambda: plots.plot_optimization_history(
+                study, target=_first_value(study), target_name=metric
+            ),
             "" if complete else "no complete trial",
         ),
         _draw(
@@ -319,20 +399,31 @@ def _figures(
             "intermediate_values.png",
             f"Learning curves ({metric} by epoch; x = pruned there)",
             lambda: _intermediate_values(study, plots, metric),
-            "" if any(t.intermediate_values for t in finished) else "no trial reported an epoch",
+            ""
+            if any(t.intermediate_values for t in finished)
+            else (
+                "a study with several metrics keeps its curves in each trial's epochs record "
+                "(the per-trial curves below)"
+                if len(study.directions) > 1
+                else "no trial reported an epoch"
+            ),
         ),
         _draw(
             folder,
             "parallel_coordinate.png",
             "Parallel coordinates",
-            lambda: plots.plot_parallel_coordinate(study, target_name=metric),
+            lambda: plots.plot_parallel_coordinate(
+                study, target=_first_value(study), target_name=metric
+            ),
             "" if complete and complete[0].params else "no complete trial with parameters",
         ),
         _draw(
             folder,
             "param_importances.png",
             "Parameter importances",
-            lambda: plots.plot_param_importances(study, target_name=metric),
+            lambda: plots.plot_param_importances(
+                study, target=_importance_target(study), target_name=metric
+            ),
             "" if importances else importance_note,
         ),
     ]

@@ -70,5 +70,49 @@ def format_trials_table(trials: Sequence[FrozenTrial], metric: str, test_metric:
     return format_table([*headers, *param_names], rows)
 
 
+def format_front_table(
+    front: Sequence[FrozenTrial], metrics: Sequence[str], directions: Sequence[str]
+) -> str:
+    """The Pareto front: one row per member, every metric, the winner's test accuracy, params."""
+    return format_table(*front_rows(front, metrics, directions))
+
+
+def front_rows(
+    front: Sequence[FrozenTrial], metrics: Sequence[str], directions: Sequence[str]
+) -> tuple[list[str], list[list[object]]]:
+    """Headers and rows of the Pareto front table (plain text and Markdown share them)."""
+    records = [TrialRecord.from_trial(t) for t in front]
+    param_names = list(dict.fromkeys(name for r in records for name in r.params))
+    arrows = {"maximize": "↑", "minimize": "↓"}
+    headers = [
+        "#",
+        *[
+            f"{name} {arrows.get(d, '')}".strip()
+            for name, d in zip(metrics, directions, strict=True)
+        ],
+        "Epochs",
+        "Test acc",
+        *param_names,
+    ]
+    rows = [
+        [
+            record.number,
+            *(
+                [
+                    round(v) if name == "num_params" else v
+                    for name, v in zip(metrics, record.values, strict=True)
+                ]
+                if record.values
+                else ["-"] * len(metrics)
+            ),
+            record.epochs_run,
+            _or_dash(record.metric("test_accuracy")),
+            *[record.params.get(name, "-") for name in param_names],
+        ]
+        for record in records
+    ]
+    return headers, rows
+
+
 def _or_dash(value: float | None) -> object:
     return value if value is not None else "-"

@@ -67,7 +67,7 @@ def fingerprint(config: StudyConfig, params: dict[str, Any], seed: int) -> str:
         "data_seed": config.study.seed,
         "seed": seed,
         "params": params,
-        "metric": config.study.metric,
+        "metric": config.metric,
         "maximize": config.maximize,
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()

@@ -80,11 +80,13 @@ def open_study(
     existing = _find_study(storage, config.study.name)
     if existing is not None:
         stored = existing.user_attrs.get(CONFIG)
-        if existing.direction.name.lower() != config.direction:
+        stored_directions = [d.name.lower() for d in existing.directions]
+        if stored_directions != config.directions:
             raise ConfigError(
                 f"study {config.study.name!r} already exists in {storage_url.masked} with "
-                f"direction {existing.direction.name.lower()}, but metric "
-                f"{config.study.metric!r} needs {config.direction}; use another --study-name"
+                f"direction {', '.join(stored_directions)}, but metric "
+                f"{config.study.metric!r} needs {', '.join(config.directions)}; use another "
+                "--study-name"
             )
         if stored is not None and not allow_config_change:
             differences = config_differences(stored, config.to_dict())
@@ -118,7 +120,7 @@ def open_study(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             # The dashboard then says "val_loss" instead of "Objective 0".
-            study.set_metric_names([config.study.metric])
+            study.set_metric_names(list(config.metrics))
         study.set_user_attr(CONFIG, config.to_dict(mask_password=True))
         _enqueue_once(study, config.enqueue)
     return study, created
@@ -141,7 +143,7 @@ def _create_or_load(
                     sampler=sampler,
                     pruner=pruner,
                     study_name=config.study.name,
-                    direction=config.direction,
+                    directions=config.directions,
                 )
                 return study, True
             except optuna.exceptions.DuplicatedStudyError:
@@ -231,6 +233,8 @@ def companion_config(
 
     Its own name and storage, no pruner, nothing enqueued from the config: the caller enqueues
     each run with the user attrs that identify it and runs exactly those (:func:`run_queued`).
+    A multi-objective config becomes a study of its training metric alone, without
+    ``constraints:`` (the runs are compared on that metric; their costs were checked already).
     """
     study = config.study.model_copy(
         update={
@@ -239,11 +243,14 @@ def companion_config(
             "n_trials": n_trials,
             "timeout": None,
             "max_consecutive_failures": max_consecutive_failures,
+            # Trained again to be compared on the training metric: one objective, no bounds.
+            "metric": config.metric,
         }
     )
     return config.model_copy(
         update={
             "study": study,
+            "constraints": {},
             "pruner": PrunerSection(name="none"),
             "fixed": {**config.fixed, **(fixed or {})},
             "enqueue": [],

@@ -221,7 +221,8 @@ def save_checkpoint(
         return None
     store = open_store(directory, create=True)
     study = trial.study
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    # The training metric decides (the first of several in a multi-objective study).
+    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
     artifact_id = None
     with tempfile.TemporaryDirectory(prefix="hpsearch-checkpoint-") as scratch:
         if keep == "all":
@@ -233,7 +234,7 @@ def save_checkpoint(
         rivals = [
             v
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if (v := t.value) is not None
+            if t.values and (v := t.values[0]) is not None
         ]
         by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
         for _, number in best_checkpoints(study):
@@ -262,7 +263,8 @@ def withdraw_superseded(
     ``own`` gives the value of a trial that is finishing now (not yet COMPLETE in the storage).
     Checkpoints of trials that failed or were pruned after saving are withdrawn too.
     """
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    # The training metric decides (the first of several in a multi-objective study).
+    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     valued: list[tuple[Artifact, int, float]] = []
     stale: list[tuple[Artifact, int]] = []

@@ -30,12 +30,14 @@ def list_studies(args: argparse.Namespace) -> int:
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         trials = study.get_trials(deepcopy=False)
         counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
-        best = summary.best_trial
+        # A study with several metrics has a Pareto front, no best trial (`hpsearch show`).
+        several = len(summary.directions) > 1
+        best = None if several else summary.best_trial
         rows.append(
             {
                 "name": summary.study_name,
-                "direction": summary.direction.name.lower(),
-                "metric": StudyRecord.from_study(study).metric,
+                "direction": ", ".join(d.name.lower() for d in summary.directions),
+                "metric": ", ".join(StudyRecord.from_study(study).metrics),
                 "trials": len(trials),
                 **{k: counts[k] for k in ("complete", "pruned", "fail", "running")},
                 "best_value": best.value if best else None,

@@ -74,7 +74,7 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load(args)
     storage = mask_password(config.study.storage)
-    printer = TrialPrinter(metric=config.study.metric, target=config.study.n_trials)
+    printer = TrialPrinter(metric=config.metric, target=config.study.n_trials)
 
     def on_start(study: Any, finished: int, target: int) -> None:
         printer.target = target

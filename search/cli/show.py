@@ -10,8 +10,9 @@ from typing import Any
 from search.caveats import caveats
 from search.cli.common import EXIT_OK, add_study, non_negative_int, storage_of
 from search.errors import StudyError
+from search.pareto import pareto_front
 from search.record import Outcomes, StudyRecord, TrialRecord, best_trial, records
-from search.results import format_epoch_table, format_trials_table
+from search.results import format_epoch_table, format_front_table, format_trials_table
 from search.study import open_existing_study
 
 
@@ -35,13 +36,17 @@ def show(args: argparse.Namespace) -> int:
             )
     else:
         chosen = best_trial(study)
+    front = pareto_front(study) if stored.multi_objective else []
     if args.json:
         print(
             json.dumps(
                 {
                     "study": study.study_name,
-                    "direction": study.direction.name.lower(),
+                    "direction": stored.directions[0],
                     "metric": metric,
+                    "metrics": list(stored.metrics),
+                    "directions": list(stored.directions),
+                    "pareto_front": [t.number for t in front] if stored.multi_objective else None,
                     "outcomes": dataclasses.asdict(Outcomes.of(trials)),
                     "warnings": caveats(records(trials), stored),
                     "trials": [TrialRecord.from_trial(t).summary() for t in trials],
@@ -58,11 +63,17 @@ def show(args: argparse.Namespace) -> int:
             )
         )
         return EXIT_OK
-    print(
-        f"study {study.study_name!r} ({metric}, {study.direction.name.lower()}), "
-        f"{len(trials)} trials: {Outcomes.of(trials).text()}\n"
-    )
+    goals = "; ".join(f"{m}, {d}" for m, d in zip(stored.metrics, stored.directions, strict=True))
+    outcomes = Outcomes.of(trials).text()
+    print(f"study {study.study_name!r} ({goals}), {len(trials)} trials: {outcomes}\n")
     print(format_trials_table(trials, metric, stored.test_metric) if trials else "no trials yet")
+    if stored.multi_objective:
+        print(
+            f"\nPareto front: {len(front)} trials (no other complete trial is better on every "
+            "metric); export one with `hpsearch export STUDY --trial N`"
+        )
+        if front:
+            print(format_front_table(front, stored.metrics, stored.directions))
     if chosen is not None:
         label = "trial" if args.trial is not None else "best trial"
         summary = TrialRecord.from_trial(chosen).summary()

@@ -24,7 +24,7 @@ def validate(args: argparse.Namespace) -> int:
     check_buildable(config, args.config)
     sys.stdout.write(
         f"# {args.config}: valid ({config.objective}, {len(config.search)} searched "
-        f"parameters, metric {config.study.metric})\n"
+        f"parameters, metric {', '.join(config.metrics)})\n"
     )
     sys.stdout.write(dump_yaml(config.to_dict(mask_password=True)))
     return EXIT_OK

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from objectives.specs import ParamRule, ParamValues
+from objectives.specs import COST_METRICS, PRE_TRAINING_METRICS, ParamRule, ParamValues
 from search.config.schema import CategoricalSpace, FloatSpace, IntSpace, StudyConfig
 from search.errors import ConfigError
 
@@ -29,12 +29,8 @@ def check_semantics(config: StudyConfig, source: str) -> None:
     def fail(path: str, message: str) -> None:
         raise ConfigError(one_line(f"{source}: {path}: {message}"))
 
-    if config.study.metric not in spec.study_metrics:
-        fail(
-            "study.metric",
-            f"{config.study.metric!r} is not a metric of objective {spec.name!r}; "
-            f"choose one of {', '.join(spec.study_metrics)}",
-        )
+    _check_metrics(config, fail)
+    _check_cost_constraints(config, fail)
     if config.study.heartbeat_grace <= config.study.heartbeat_interval:
         fail(
             "study.heartbeat_grace",
@@ -203,3 +199,65 @@ def with_defaults(config: StudyConfig) -> StudyConfig:
         if name not in config.search and name not in fixed:
             fixed[name] = rule.default
     return config.model_copy(update={"fixed": fixed})
+
+
+# Pruners that can judge the training metric's curve of a multi-objective study (its curves live
+# in the ``epochs`` record, not in Optuna's intermediate values; ``search/multi_objective.py``).
+MULTI_OBJECTIVE_PRUNERS = ("median", "percentile", "none")
+
+
+def _check_metrics(config: StudyConfig, fail: Fail) -> None:
+    spec = config.spec
+    metrics = config.metrics
+    if not metrics:
+        fail("study.metric", "empty list; name at least one metric, e.g. val_loss")
+    choices = ", ".join(spec.objective_metrics)
+    for index, name in enumerate(metrics):
+        path = "study.metric" if isinstance(config.study.metric, str) else f"study.metric[{index}]"
+        if name not in spec.objective_metrics:
+            fail(
+                path, f"{name!r} is not a metric of objective {spec.name!r}; choose from {choices}"
+            )
+        if name in metrics[:index]:
+            fail(path, f"{name!r} is listed twice; list each metric once")
+    if metrics[0] not in spec.study_metrics:
+        fail(
+            "study.metric" if len(metrics) == 1 else "study.metric[0]",
+            f"{metrics[0]!r} is a cost metric; the first metric is the one trials train, stop "
+            f"early and are pruned on, so it must be one of {', '.join(spec.study_metrics)} "
+            f"(e.g. [{next(iter(spec.study_metrics))}, {metrics[0]}])",
+        )
+    if not config.multi_objective:
+        return
+    if config.sampler.name == "cmaes":
+        fail(
+            "sampler.name",
+            "cmaes optimises a single metric; with several metrics use tpe, nsgaii, random, "
+            "gp or qmc",
+        )
+    if config.pruner.name not in MULTI_OBJECTIVE_PRUNERS:
+        fail(
+            "pruner.name",
+            f"{config.pruner.name} cannot prune a study with several metrics; use "
+            f"{', '.join(MULTI_OBJECTIVE_PRUNERS)} (they judge the first metric's curve)",
+        )
+
+
+def _check_cost_constraints(config: StudyConfig, fail: Fail) -> None:
+    for name, bound in config.constraints.items():
+        path = f"constraints.{name}"
+        if name not in PRE_TRAINING_METRICS:
+            why = (
+                "is measured after training, and constraints are checked before it"
+                if name in COST_METRICS
+                else "is not a cost metric"
+            )
+            fail(path, f"{name!r} {why}; constrain one of {', '.join(PRE_TRAINING_METRICS)}")
+        if bound.min is None and bound.max is None:
+            fail(path, "needs `min` and/or `max`, e.g. {max: 2.0e6}")
+        for side in ("min", "max"):
+            value = getattr(bound, side)
+            if value is not None and not math.isfinite(value):
+                fail(f"{path}.{side}", f"must be a finite number, got {value!r}")
+        if bound.min is not None and bound.max is not None and bound.min > bound.max:
+            fail(path, f"min ({bound.min:g}) is above max ({bound.max:g}); swap them")

@@ -20,7 +20,9 @@ class _Section(BaseModel):
 class StudySection(_Section):
     name: str = Field(min_length=1, max_length=512)
     storage: str = DEFAULT_STORAGE
-    metric: str = "val_loss"
+    # One metric, or a list for a multi-objective study: the first is then the training metric
+    # (curves, early stopping, pruning), the others its other objectives (often cost metrics).
+    metric: str | list[str] = "val_loss"
     n_trials: int = Field(30, ge=1)
     timeout: float | None = Field(None, gt=0)
     seed: int = Field(0, ge=0)
@@ -30,7 +32,7 @@ class StudySection(_Section):
 
 
 class SamplerSection(_Section):
-    name: Literal["tpe", "random", "grid", "cmaes", "gp", "qmc"] = "tpe"
+    name: Literal["tpe", "random", "grid", "cmaes", "gp", "qmc", "nsgaii"] = "tpe"
     args: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -81,6 +83,13 @@ class ArtifactsSection(_Section):
     resume_every: int = Field(1, ge=1)
 
 
+class Bound(_Section):
+    """A constraint on one cost metric: ``min`` and/or ``max`` (inclusive)."""
+
+    min: float | None = None
+    max: float | None = None
+
+
 class StudyConfig(_Section):
     """A whole, validated study config. Build it with :func:`load_config`."""
 
@@ -93,6 +102,9 @@ class StudyConfig(_Section):
     enqueue: list[dict[str, Any]] = Field(default_factory=list)
     data: dict[str, Any] = Field(default_factory=dict)
     artifacts: ArtifactsSection = Field(default_factory=ArtifactsSection)
+    # Bounds on cost metrics known before training (num_params, latency_ms): a proposal outside
+    # them is recorded as infeasible without training a step.
+    constraints: dict[str, Bound] = Field(default_factory=dict)
     # Written by `hpsearch export` / `hpsearch retrain`; accepted and ignored by `run`.
     best: Any = None
     retrain: Any = None
@@ -103,17 +115,39 @@ class StudyConfig(_Section):
         return get_objective(self.objective)
 
     @property
+    def metrics(self) -> tuple[str, ...]:
+        """Every objective of the study, in order (one for a single-objective study)."""
+        metric = self.study.metric
+        return (metric,) if isinstance(metric, str) else tuple(metric)
+
+    @property
+    def metric(self) -> str:
+        """The training metric: the study's metric, or the first of its list. Curves, early
+        stopping, the pruner and the checkpoint follow it."""
+        return self.metrics[0]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.metrics) > 1
+
+    @property
     def maximize(self) -> bool:
-        return self.spec.study_metrics[self.study.metric]
+        return self.spec.objective_metrics[self.metric]
 
     @property
     def direction(self) -> Literal["minimize", "maximize"]:
         return "maximize" if self.maximize else "minimize"
 
     @property
+    def directions(self) -> list[Literal["minimize", "maximize"]]:
+        """One direction per metric, in order."""
+        known = self.spec.objective_metrics
+        return ["maximize" if known[name] else "minimize" for name in self.metrics]
+
+    @property
     def test_metric(self) -> str:
-        """The test counterpart of the study metric (``val_mcc`` -> ``test_mcc``)."""
-        return "test_" + self.study.metric.removeprefix("val_")
+        """The test counterpart of the training metric (``val_mcc`` -> ``test_mcc``)."""
+        return "test_" + self.metric.removeprefix("val_")
 
     def data_config(self) -> BaseModel:
         """The objective's typed ``data:`` section."""
@@ -126,6 +160,8 @@ class StudyConfig(_Section):
             data.pop("best", None)
         if data.get("retrain") is None:
             data.pop("retrain", None)
+        if not data.get("constraints"):
+            data.pop("constraints", None)
         if mask_password:
             data["study"]["storage"] = masked(data["study"]["storage"])
         return data

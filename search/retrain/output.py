@@ -60,7 +60,7 @@ def format_result(result: RetrainResult) -> str:
     parts = []
     config = result.winner.plan.config
     columns = list(
-        dict.fromkeys(("val_loss", "val_accuracy", config.study.metric, *compared_metrics(config)))
+        dict.fromkeys(("val_loss", "val_accuracy", config.metric, *compared_metrics(config)))
     )
     for side in [result.winner] + ([result.baseline] if result.baseline else []):
         parts.append(

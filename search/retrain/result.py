@@ -79,7 +79,7 @@ class RetrainResult:
             "source_study": self.source_study,
             "storage": self.storage,
             "seeds": list(self.winner.plan.seeds),
-            "selection_metric": self.winner.plan.config.study.metric,
+            "selection_metric": self.winner.plan.config.metric,
             "verdict_metric": self.primary,
             "device": self.device,
             "winner": _side_dict(self.winner),

@@ -145,7 +145,7 @@ def test_empty_search_means_train_this_configuration(tmp_path: Path) -> None:
         ),
         (
             {"sampler": {"name": "bayes"}},
-            "sampler.name: input should be 'tpe', 'random', 'grid', 'cmaes', 'gp' or 'qmc', got 'bayes'",
+            "sampler.name: input should be 'tpe', 'random', 'grid', 'cmaes', 'gp', 'qmc' or 'nsgaii', got 'bayes'",
         ),
         ({"pruner": {"name": "early"}}, "pruner.name: input should be"),
         ({"objective": "resnet"}, "objective: unknown objective 'resnet'; choose one of"),
