@@ -62,7 +62,7 @@ QUICK_BUDGET_S = {
     "workers": 90,
     "pruning": 360,  # pruning and grid run their studies together: 420 s between them
     "grid": 60,
-    "pareto": 240,
+    "pareto": 120,
     "real_data": 120,
     "resume": 150,
     "sampler_scale": 60,

@@ -32,7 +32,7 @@ def sizes(settings: Settings) -> dict[str, int]:
     if settings.mode == "smoke":
         return {"n_trials": 4, "epochs": 3, "seeds": 1}
     if settings.quick:
-        return {"n_trials": 10, "epochs": 15, "seeds": 3}
+        return {"n_trials": 8, "epochs": 10, "seeds": 2}
     return {"n_trials": 24, "epochs": 30, "seeds": 3}
 
 

@@ -10,6 +10,7 @@ store.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -279,5 +280,5 @@ def _save_checkpoint(
         config.artifacts.keep_checkpoints,
         result.best_value,
         job.save_model,
-        running_value,
+        functools.partial(running_value, metric=config.metric),
     )

@@ -6,9 +6,10 @@ median of timed forward passes of one example; the spread is kept in ``latency``
 
 A constraint is checked right after the model is built, before the first training step. Every
 constraint's value goes to the sampler through Optuna's ``Trial.set_constraint`` (feasible when
-<= 0: ``value - max`` or ``min - value``), so TPE and NSGA-II learn to avoid the infeasible
-region. A proposal that violates one ends as PRUNED with a ``reason`` naming the constraint and
-the value: it finished, it trained nothing, and it is not a failure (it never counts towards
+<= 0: ``value - max`` or ``min - value``), so TPE learns to avoid the infeasible region (its
+split ranks infeasible trials last; NSGA-II reads complete trials only and never sees them).
+A proposal that violates one ends as PRUNED with a ``reason`` naming the constraint and the
+value: it finished, it trained nothing, and it is not a failure (it never counts towards
 ``study.max_consecutive_failures``).
 """
 
@@ -53,21 +54,22 @@ def measure_costs(
         )
         trial.set_constraint(name, excess)
         if excess > 0:
-            side, limit = (
-                ("max", bound.max)
-                if bound.max is not None and value > bound.max
-                else (
-                    "min",
-                    bound.min,
-                )
-            )
+            above = bound.max is not None and value > bound.max
+            side, limit = ("max", bound.max) if above else ("min", bound.min)
             violated.append(
-                f"{name}={value:.4g} {'>' if side == 'max' else '<'} {limit:.4g} "
+                f"{name}={_shown(value)} {'>' if above else '<'} {_shown(limit)} "
                 f"(constraints.{name}.{side})"
             )
     if violated:
         raise Infeasible(f"{INFEASIBLE} {'; '.join(violated)}; not trained")
     return costs
+
+
+def _shown(value: float | None) -> str:
+    """A bound or measurement in full: whole numbers as integers (14250, not 1.425e+04)."""
+    if value is None:
+        return "?"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.6g}"
 
 
 def objective_values(

@@ -178,8 +178,13 @@ def export_model(
     if artifact is None:
         raise StudyError(
             f"study {study.study_name!r} holds no saved model of trial {best.number} "
-            "(artifacts.keep_checkpoints was none, or the study predates checkpoints); export "
-            "without --model-dir and train the winner again with `hpsearch run` on that file"
+            + (
+                "(keep_checkpoints: best keeps only the best first-metric trial's model; run "
+                "with keep_checkpoints: all to keep every front member's); "
+                if StudyRecord.from_study(study).multi_objective
+                else "(artifacts.keep_checkpoints was none, or the study predates checkpoints); "
+            )
+            + "export without --model-dir and train it again with `hpsearch run` on that file"
         )
     if model_dir.exists() and not model_dir.is_dir():
         raise StudyError(f"--model-dir {model_dir} is a file; name a folder")

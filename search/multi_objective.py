@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from objectives.specs import PRE_TRAINING_METRICS
 from search.algorithms import build_pruner
 from search.config import PrunerSection, StudyConfig
-from search.pareto import dominates
+from search.pareto import at_least_as_good
 from search.pruning import CurvePercentilePruner
 from search.record import trial_epochs
 
@@ -85,7 +85,8 @@ class MultiObjectivePruning:
     def on_front_at_median(
         self, complete: Sequence[FrozenTrial], costs: Mapping[str, float]
     ) -> bool:
-        """Would a trial with these costs and the median of every other metric be on the front?
+        """Would a trial with these costs and the median of every other metric be on the front,
+        with no complete trial at least as good on every metric?
 
         Only cost metrics known before training count; with none among the objectives there is
         nothing to spare a trial for.
@@ -100,4 +101,6 @@ class MultiObjectivePruning:
             costs[name] if name in costs else statistics.median(v[i] for v in valued)
             for i, name in enumerate(self.metrics)
         ]
-        return not any(dominates(values, point, self.maximize) for values in valued)
+        # A tie is not a place on the front: a complete trial as good on every metric (the same
+        # architecture at the median, say) already holds it.
+        return not any(at_least_as_good(values, point, self.maximize) for values in valued)

@@ -21,6 +21,11 @@ def dominates(a: Sequence[float], b: Sequence[float], maximize: Sequence[bool]) 
     return better
 
 
+def at_least_as_good(a: Sequence[float], b: Sequence[float], maximize: Sequence[bool]) -> bool:
+    """Whether point ``a`` is as good as ``b`` or better on every metric (ties included)."""
+    return all((x >= y) if up else (x <= y) for x, y, up in zip(a, b, maximize, strict=True))
+
+
 def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     """The complete trials no other complete trial dominates, by number."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

@@ -39,10 +39,16 @@ class TrialPrinter:
         finished = finished_rank(study, trial)
         record = TrialRecord.from_trial(trial)
         epochs = trial.params.get("epochs") or StudyRecord.from_study(study).fixed_epochs
-        value = f"{self.metric}={record.value:.4g}" if record.value is not None else "no value"
+        shown = record.value
+        if shown is None and trial.state == TrialState.PRUNED:
+            # Several metrics: a pruned trial has no value in Optuna; its curve says where it was.
+            shown = record.best_value_so_far(self.metric, StudyRecord.from_study(study).maximize)
+        value = f"{self.metric}={shown:.4g}" if shown is not None else "no value"
         state = trial.state.name
         detail = ""
-        if trial.state == TrialState.PRUNED and (record.reason or "").startswith("diverged"):
+        if record.infeasible:
+            detail, value = f" ({record.reason})", ""
+        elif trial.state == TrialState.PRUNED and (record.reason or "").startswith("diverged"):
             detail = f" ({record.reason})"
         elif trial.state == TrialState.PRUNED:
             detail = f" at epoch {record.epochs_run}"
@@ -128,6 +134,11 @@ def print_summary(study: optuna.Study, summary: RunSummary, storage: str, out: T
             + ", ".join(f"{name} {number(value, 'n/a')}" for name, value in readouts)
             + f"\n  params: {params_text(best.params) or '(none searched)'}\n"
         )
+    elif Outcomes.of(trials).infeasible and Outcomes.of(trials).infeasible == len(trials):
+        out.write(
+            "no trial trained: every proposal was outside `constraints:` (see their `reason` "
+            "with `hpsearch show`); widen the bounds or narrow `search:`\n"
+        )
     else:
         out.write("no trial completed yet\n")
     for line in caveats(records(trials), StudyRecord.from_study(study)):
@@ -136,7 +147,12 @@ def print_summary(study: optuna.Study, summary: RunSummary, storage: str, out: T
     name = study.study_name
     dashboard = f"hpsearch dashboard{storage_flag}" if storage_flag else "make dashboard"
     steps = [
-        (f"hpsearch show {name}{storage_flag}", "trials and the best trial's epochs"),
+        (
+            f"hpsearch show {name}{storage_flag}",
+            "trials and the Pareto front"
+            if stored.multi_objective
+            else "trials and the best trial's epochs",
+        ),
         (
             f"hpsearch export {name}{storage_flag} --pareto -o front/"
             if stored.multi_objective

@@ -345,13 +345,21 @@ class TrialRecord:
         return data
 
 
-def running_value(trial: FrozenTrial) -> float | None:
-    """A trial's value as it stands: COMPLETE's value, or a RUNNING trial's best epoch's value."""
+def running_value(trial: FrozenTrial, metric: str | None = None) -> float | None:
+    """A trial's value as it stands: COMPLETE's value (the first of several), or a RUNNING
+    trial's best epoch's value: from its intermediate values, or, for a study with several
+    metrics (which has none), ``metric`` in its ``epochs`` record."""
     if trial.state == TrialState.COMPLETE:
         return trial.values[0] if trial.values else None
     if trial.state == TrialState.RUNNING:
         best = trial.user_attrs.get(BEST_EPOCH)
-        return trial.intermediate_values.get(best) if best is not None else None
+        if best is None:
+            return None
+        if best in trial.intermediate_values or metric is None:
+            return trial.intermediate_values.get(best)
+        row = next((r for r in trial_epochs(trial.user_attrs) if r.get("epoch") == best), {})
+        value = row.get(metric)
+        return float(value) if isinstance(value, int | float) else None
     return None
 
 

@@ -97,7 +97,11 @@ def render_report(study: optuna.Study, folder: Path, storage_url: str) -> Path:
         lines += markdown_table(
             ["Parameter", "Importance"], [[name, f"{v:.3f}"] for name, v in importances.items()]
         )
-        lines += ["", "Computed by Optuna's default evaluator over the complete trials."]
+        lines += [
+            "",
+            "Computed by Optuna's default evaluator over the complete trials"
+            + (f", for the first metric ({metric})." if stored.multi_objective else "."),
+        ]
     else:
         lines.append(f"Not computed: {importance_note}.")
     lines += ["", "## Figures", ""]
@@ -233,9 +237,10 @@ def _epoch_budget(trials: Sequence[FrozenTrial], fixed_epochs: int | None) -> tu
     """Epochs trained by the finished trials, and what they would have cost at full length."""
     trained = full = 0
     for trial in trials:
-        if not trial.state.is_finished():
-            continue
-        trained += TrialRecord.from_trial(trial).epochs_run
+        record = TrialRecord.from_trial(trial)
+        if not trial.state.is_finished() or record.infeasible:
+            continue  # an infeasible proposal was never going to train: nothing was saved
+        trained += record.epochs_run
         length = trial.params.get("epochs", fixed_epochs)
         if isinstance(length, int):
             full += length
@@ -310,7 +315,13 @@ def _pareto_figure(study: optuna.Study, folder: Path, stored: StudyRecord) -> Fi
 def _trials_table(trials: Sequence[FrozenTrial], stored: StudyRecord) -> list[str]:
     records = [TrialRecord.from_trial(t) for t in trials]
     names = list(dict.fromkeys(name for r in records for name in r.params))
-    metric_names = list(dict.fromkeys(("val_accuracy", "test_accuracy", stored.test_metric)))
+    metric_names = [
+        name
+        for name in dict.fromkeys(
+            (*stored.metrics[1:], "val_accuracy", "test_accuracy", stored.test_metric)
+        )
+        if name != stored.metric
+    ]
     headers = ["#", "State", stored.metric, "Epochs", "Best epoch", *metric_names, *names]
     rows = [
         [

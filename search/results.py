@@ -43,11 +43,18 @@ def format_epoch_table(trial: FrozenTrial) -> str:
     return format_table(EPOCH_COLUMNS, epoch_table_rows(TrialRecord.from_trial(trial)))
 
 
-def format_trials_table(trials: Sequence[FrozenTrial], metric: str, test_metric: str) -> str:
-    """One row per trial: state, value, epochs, best epoch, and the metrics at the best epoch."""
+def format_trials_table(
+    trials: Sequence[FrozenTrial],
+    metric: str,
+    test_metric: str,
+    other_metrics: Sequence[str] = (),
+) -> str:
+    """One row per trial: state, value, epochs, best epoch, and the metrics at the best epoch
+    (a study with several metrics: its other metrics too, costs included)."""
     records = [TrialRecord.from_trial(t) for t in trials]
     param_names = list(dict.fromkeys(name for r in records for name in r.params))
-    metric_columns = [("val_accuracy", "Val acc")]
+    metric_columns = [(name, name) for name in other_metrics if name != "val_accuracy"]
+    metric_columns += [("val_accuracy", "Val acc")]
     if metric not in ("val_loss", "val_accuracy"):
         metric_columns.append((metric, metric.replace("val_", "Val ")))
     metric_columns.append(("test_accuracy", "Test acc"))

@@ -88,6 +88,17 @@ def open_study(
                 f"{config.study.metric!r} needs {', '.join(config.directions)}; use another "
                 "--study-name"
             )
+        stored_metric = ((stored or {}).get("study") or {}).get("metric")
+        if stored_metric is not None:
+            before = [stored_metric] if isinstance(stored_metric, str) else list(stored_metric)
+            if len(before) > 1 and before != list(config.metrics):
+                # Each trial's values are stored in this order: even --allow-config-change
+                # cannot reorder or rename them without mixing up the columns.
+                raise ConfigError(
+                    f"study {config.study.name!r} in {storage_url.masked} stores the values of "
+                    f"metrics {', '.join(before)} in that order; metric "
+                    f"{', '.join(config.metrics)} cannot continue it; use another --study-name"
+                )
         if stored is not None and not allow_config_change:
             differences = config_differences(stored, config.to_dict())
             if differences:

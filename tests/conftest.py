@@ -95,6 +95,19 @@ def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     return run
 
 
+def run_search(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python -m search ARGS`` in ``cwd`` (for module-scoped fixtures, which cannot use
+    ``run_cli``)."""
+    return subprocess.run(
+        [sys.executable, "-m", "search", *args],
+        cwd=cwd,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def digest(path: Path) -> str:
     """A file's SHA-256: tests check that bad input leaves the storage byte-for-byte unchanged."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -112,14 +125,7 @@ def finished_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
         },
     )
     (folder / "study.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    done = subprocess.run(
-        [sys.executable, "-m", "search", "run", str(folder / "study.yaml")],
-        cwd=folder,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_search("run", str(folder / "study.yaml"), cwd=folder)
     assert done.returncode == 0, done.stderr
     return folder
 

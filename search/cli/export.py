@@ -35,8 +35,8 @@ def register(commands: Any) -> None:
         "--trial",
         type=non_negative_int,
         metavar="N",
-        help="export complete trial N instead of the best (a study with several metrics: one "
-        "member of its Pareto front)",
+        help="export complete trial N instead of the best (a study with several metrics has no "
+        "single best: pick a member of its Pareto front, which `hpsearch show` lists)",
     )
     sub.add_argument(
         "--pareto",

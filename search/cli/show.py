@@ -66,7 +66,11 @@ def show(args: argparse.Namespace) -> int:
     goals = "; ".join(f"{m}, {d}" for m, d in zip(stored.metrics, stored.directions, strict=True))
     outcomes = Outcomes.of(trials).text()
     print(f"study {study.study_name!r} ({goals}), {len(trials)} trials: {outcomes}\n")
-    print(format_trials_table(trials, metric, stored.test_metric) if trials else "no trials yet")
+    print(
+        format_trials_table(trials, metric, stored.test_metric, stored.metrics[1:])
+        if trials
+        else "no trials yet"
+    )
     if stored.multi_objective:
         print(
             f"\nPareto front: {len(front)} trials (no other complete trial is better on every "
@@ -82,7 +86,10 @@ def show(args: argparse.Namespace) -> int:
             f"{', ' + summary['reason'] if summary['reason'] else ''}): "
             f"best epoch {summary['best_epoch']}"
         )
-        print(format_epoch_table(chosen))
+        if TrialRecord.from_trial(chosen).epochs_run:
+            print(format_epoch_table(chosen))
+        else:
+            print("no epoch trained")
         if summary["note"]:
             print(f"note: {summary['note']}")
     for line in caveats(records(trials), stored):

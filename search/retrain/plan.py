@@ -57,6 +57,15 @@ def source_study_name(config: StudyConfig) -> str:
     return config.study.name
 
 
+def retrain_prefix(config: StudyConfig, source: str) -> str:
+    """The retrain studies' name prefix: the source study's, or ``<source>-trial-N`` for a
+    trial exported with ``export --trial N`` (two members of one Pareto front retrain apart)."""
+    best = config.best
+    if isinstance(best, dict) and config.study.name == f"{source}-trial-{best.get('trial')}":
+        return config.study.name
+    return source
+
+
 def retrain_seeds(config: StudyConfig, count: int) -> tuple[int, ...]:
     """``study.seed + 1 ... study.seed + count``: never the seed the search trained with."""
     return tuple(config.study.seed + 1 + index for index in range(count))
@@ -88,6 +97,7 @@ def plan_retrain(
         )
     winner = load_fixed_config(best_path, overrides, "winner")
     source = source_study_name(winner)
+    prefix = retrain_prefix(winner, source)
     url = storage or winner.study.storage
     parse_storage_url(url)
     check_buildable(winner, str(best_path))
@@ -95,7 +105,7 @@ def plan_retrain(
     winner_plan = RetrainPlan(
         "winner",
         Path(best_path),
-        retrain_config(winner, source + WINNER_SUFFIX, url, seeds),
+        retrain_config(winner, prefix + WINNER_SUFFIX, url, seeds),
         seed_list,
     )
     if baseline_path is None:
@@ -110,7 +120,7 @@ def plan_retrain(
     baseline_plan = RetrainPlan(
         "baseline",
         Path(baseline_path),
-        retrain_config(baseline, source + BASELINE_SUFFIX, url, seeds),
+        retrain_config(baseline, prefix + BASELINE_SUFFIX, url, seeds),
         seed_list,
     )
     return winner_plan, baseline_plan, source

@@ -23,9 +23,18 @@ from torch import nn
 from objectives.costs import count_parameters, measure_latency
 from search.config import config_from_dict
 from search.errors import ConfigError
+from search.multi_objective import MultiObjectivePruning
 from search.pareto import dominates, front_of
-from search.record import EPOCHS, LATENCY, LATENCY_MS, NUM_PARAMS, REASON, SPARED_BY_COST
-from tests.conftest import MICRO_TOY, cli_env, deep_update
+from search.record import (
+    EPOCHS,
+    LATENCY,
+    LATENCY_MS,
+    NUM_PARAMS,
+    REASON,
+    SPARED_BY_COST,
+    running_value,
+)
+from tests.conftest import MICRO_TOY, cli_env, deep_update, run_search
 from tests.servers import free_port
 
 # Two fast learners complete first (the pruner's startup); then two slow learners (lr 1e-4,
@@ -168,14 +177,7 @@ def mo_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     storage = f"sqlite:///{folder / 'hp.db'}"
     data = _config(deep_update(MO_STUDY, {"study": {"storage": storage}}))
     (folder / "study.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    done = subprocess.run(
-        [sys.executable, "-m", "search", "run", str(folder / "study.yaml")],
-        cwd=folder,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_search("run", str(folder / "study.yaml"), cwd=folder)
     assert done.returncode == 0, done.stderr
     assert "Pareto front:" in done.stdout
     return folder, storage
@@ -237,6 +239,11 @@ def test_show_export_and_report_read_the_front(
     assert exported["best"]["trial"] == front[0]
     assert set(exported["best"]["values"]) == {"val_accuracy", "num_params"}
     assert run_cli("validate", "m.yaml").returncode == 0
+    # Each member retrains in a study of its own (two members can share a storage).
+    retrained = run_cli("retrain", "m.yaml", "--seeds", "2", "--storage", storage, timeout=600)
+    assert retrained.returncode == 0, retrained.stderr
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    assert f"mo-trial-{front[0]}/retrain" in names
 
     whole = run_cli("export", "mo", "--storage", storage, "--pareto", "-o", "front")
     assert whole.returncode == 0, whole.stderr
@@ -286,7 +293,7 @@ def test_constraints_stop_proposals_before_training_and_never_count_as_failures(
         reason = trial.user_attrs[REASON]
         size = trial.user_attrs[NUM_PARAMS]
         assert reason == (
-            f"infeasible: num_params={size:.4g} > 8000 (constraints.num_params.max); not trained"
+            f"infeasible: num_params={size} > 8000 (constraints.num_params.max); not trained"
         )
         assert trial.user_attrs.get(EPOCHS) in (None, []), "not a single epoch trained"
         assert trial.intermediate_values == {}
@@ -365,3 +372,62 @@ def test_the_dashboard_serves_the_front_with_the_metric_names(mo_study: tuple[Pa
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=30)
+
+
+def test_the_front_exception_needs_a_place_on_the_front_not_a_tie() -> None:
+    config = config_from_dict(
+        _config({"study": {"metric": ["val_accuracy", "num_params"]}}), "study.yaml"
+    )
+    rule = MultiObjectivePruning(config)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.add_trial(create_trial(values=[0.8, 100.0], params={}, distributions={}))
+    only = study.get_trials(states=(TrialState.COMPLETE,))
+    # The same size as the only complete trial, at its (median) accuracy: a tie, not spared.
+    assert not rule.on_front_at_median(only, {"num_params": 100.0})
+    assert rule.on_front_at_median(only, {"num_params": 99.0})
+    study.add_trial(create_trial(values=[0.6, 50.0], params={}, distributions={}))
+    both = study.get_trials(states=(TrialState.COMPLETE,))
+    # Median accuracy 0.7: at size 50 it would beat the (0.6, 50) trial, at 100 it loses to 0.8.
+    assert rule.on_front_at_median(both, {"num_params": 50.0})
+    assert not rule.on_front_at_median(both, {"num_params": 100.0})
+    assert not rule.on_front_at_median(both, {})  # no cost known before training: no exception
+
+
+def test_a_running_trial_of_several_metrics_is_valued_from_its_epochs() -> None:
+    trial = create_trial(
+        state=TrialState.RUNNING,
+        params={},
+        distributions={},
+        user_attrs={
+            "best_epoch": 2,
+            EPOCHS: [{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.7}],
+        },
+    )
+    assert running_value(trial, "val_accuracy") == 0.7
+
+
+def test_several_metrics_cannot_be_reordered_even_with_allow_config_change(
+    mo_study: tuple[Path, str], run_cli: Callable[..., Any]
+) -> None:
+    folder, storage = mo_study
+
+    def state() -> list[Any]:
+        study = optuna.load_study(study_name="mo", storage=storage)
+        return [(t.number, t.state, t.values, t.user_attrs) for t in study.get_trials()] + [
+            study.user_attrs,
+            sorted(s.study_name for s in optuna.get_all_study_summaries(storage)),
+        ]
+
+    before = state()
+    refused = run_cli(
+        "run",
+        str(folder / "study.yaml"),
+        "--set",
+        "study.metric=[val_accuracy, latency_ms]",
+        "--allow-config-change",
+        "--n-trials",
+        "6",
+    )
+    assert refused.returncode == 2
+    assert "stores the values of metrics val_accuracy, num_params in that order" in (refused.stderr)
+    assert state() == before  # nothing written (the file's bytes may move with SQLite's WAL)
