@@ -177,7 +177,8 @@ def export_model(
     artifact = checkpoint_of(study, best)
     if artifact is None:
         raise StudyError(
-            f"study {study.study_name!r} holds no saved model of trial {best.number} "
+            f"study {study.study_name!r} holds no saved model of "
+            f"{'its best trial' if trial is None else 'trial'} {best.number} "
             + (
                 "(keep_checkpoints: best keeps only the best first-metric trial's model; run "
                 "with keep_checkpoints: all to keep every front member's); "
