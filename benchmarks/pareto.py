@@ -46,6 +46,9 @@ def specs(settings: Settings) -> list[StudySpec]:
             "pruner.args.n_startup_trials=3",
         )
     )
+    # The smoke run checks the plumbing only: the small data of the unit tests.
+    if settings.mode == "smoke":
+        startup += ("data.n_val=100", "data.n_test=100", "data.seq_len=16")
     return [
         StudySpec(
             config=CONFIG,
