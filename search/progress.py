@@ -38,11 +38,12 @@ class TrialPrinter:
         out = self.stream or sys.stdout
         finished = finished_rank(study, trial)
         record = TrialRecord.from_trial(trial)
-        epochs = trial.params.get("epochs") or StudyRecord.from_study(study).fixed_epochs
+        stored = StudyRecord.from_study(study)
+        epochs = trial.params.get("epochs") or stored.fixed_epochs
         shown = record.value
         if shown is None and trial.state == TrialState.PRUNED:
             # Several metrics: a pruned trial has no value in Optuna; its curve says where it was.
-            shown = record.best_value_so_far(self.metric, StudyRecord.from_study(study).maximize)
+            shown = record.best_value_so_far(self.metric, stored.maximize)
         value = f"{self.metric}={shown:.4g}" if shown is not None else "no value"
         state = trial.state.name
         detail = ""
@@ -108,8 +109,9 @@ def print_start(study: optuna.Study, finished: int, target: int, storage: str, o
 
 def print_summary(study: optuna.Study, summary: RunSummary, storage: str, out: TextIO) -> None:
     trials = study.get_trials(deepcopy=False)
+    outcomes = Outcomes.of(trials)
     out.write(
-        f"\nstudy {study.study_name!r}: {Outcomes.of(trials).text()} "
+        f"\nstudy {study.study_name!r}: {outcomes.text()} "
         f"({summary.finished_after}/{summary.target} finished)\n"
     )
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -124,7 +126,7 @@ def print_summary(study: optuna.Study, summary: RunSummary, storage: str, out: T
         )
     elif complete:
         best = TrialRecord.from_trial(study.best_trial)
-        test_metric = StudyRecord.from_study(study).test_metric
+        test_metric = stored.test_metric
         readouts = [("val_accuracy", best.metric("val_accuracy"))]
         readouts += [
             (name, best.metric(name)) for name in dict.fromkeys((test_metric, "test_accuracy"))
@@ -134,14 +136,14 @@ def print_summary(study: optuna.Study, summary: RunSummary, storage: str, out: T
             + ", ".join(f"{name} {number(value, 'n/a')}" for name, value in readouts)
             + f"\n  params: {params_text(best.params) or '(none searched)'}\n"
         )
-    elif Outcomes.of(trials).infeasible and Outcomes.of(trials).infeasible == len(trials):
+    elif outcomes.infeasible and outcomes.infeasible == len(trials):
         out.write(
             "no trial trained: every proposal was outside `constraints:` (see their `reason` "
             "with `hpsearch show`); widen the bounds or narrow `search:`\n"
         )
     else:
         out.write("no trial completed yet\n")
-    for line in caveats(records(trials), StudyRecord.from_study(study)):
+    for line in caveats(records(trials), stored):
         out.write(line + "\n")
     storage_flag = "" if storage == "sqlite:///studies/hpsearch.db" else f" --storage '{storage}'"
     name = study.study_name

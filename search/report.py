@@ -187,11 +187,12 @@ def _summary(
     metric: str,
     artifact_folder: Path,
 ) -> list[str]:
+    stored = StudyRecord.from_study(study)
     outcomes = Outcomes.of(trials)
     states = outcomes.text() + (f", {outcomes.running} running" if outcomes.running else "")
     sampler = config.get("sampler") or {}
     pruner = config.get("pruner") or {}
-    trained, full = _epoch_budget(trials, StudyRecord.from_study(study).fixed_epochs)
+    trained, full = _epoch_budget(trials, stored.fixed_epochs)
     budget = f"{trained} of {full}" if full else str(trained)
     if full:
         budget += (
@@ -203,7 +204,7 @@ def _summary(
         for t in trials
         if t.datetime_complete and t.datetime_start
     )
-    environment = StudyRecord.from_study(study).environment
+    environment = stored.environment
     artifacts = all_artifacts(study)
     rows = [
         ["Objective", f"`{config.get('objective', '?')}`"],
@@ -211,11 +212,7 @@ def _summary(
             "Metric",
             ", ".join(
                 f"`{name}` ({direction})"
-                for name, direction in zip(
-                    StudyRecord.from_study(study).metrics,
-                    StudyRecord.from_study(study).directions,
-                    strict=True,
-                )
+                for name, direction in zip(stored.metrics, stored.directions, strict=True)
             ),
         ],
         ["Sampler", f"`{sampler.get('name', '?')}` {_args_text(sampler.get('args'))}".rstrip()],
