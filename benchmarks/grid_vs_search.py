@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from benchmarks import pruning
 from benchmarks.harness import Figure, Settings, median, ratio
-from benchmarks.studies import ACCURACY_GOAL, StudyOutcome, StudySpec
+from benchmarks.studies import ACCURACY_GOAL, StudyOutcome, StudySpec, label_prefix
 
 GRID_CONFIG = "study_configs/toy_transformer_report_grid.yaml"
 TARGET_FACTOR = 4.0
@@ -31,7 +31,7 @@ def grid_specs(settings: Settings) -> list[StudySpec]:
         StudySpec(
             config=GRID_CONFIG,
             overrides=(f"study.seed={seed}", *smoke),
-            label=f"{_prefix(settings)}report-grid-seed{seed}",
+            label=f"{label_prefix(settings)}report-grid-seed{seed}",
         )
         for seed in range(seeds(settings))
     ]
@@ -52,7 +52,7 @@ def tuned_specs(settings: Settings) -> list[StudySpec]:
                 f"study.seed={seed}",
                 REPORT_TASK,
             ),
-            label=f"{_prefix(settings)}report-task-tuned-seed{seed}",
+            label=f"{label_prefix(settings)}report-task-tuned-seed{seed}",
         )
         for seed in range(min(3, size["seeds"]))
     ]
@@ -136,7 +136,3 @@ def report(settings: Settings, outcomes: dict[str, StudyOutcome]) -> Figure:
         },
     }
     return figure
-
-
-def _prefix(settings: Settings) -> str:
-    return "" if settings.mode == "full" else f"{settings.mode}-"

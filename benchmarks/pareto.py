@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from benchmarks.harness import Figure, Settings, median, ratio
-from benchmarks.studies import StudyOutcome, StudySpec
+from benchmarks.studies import StudyOutcome, StudySpec, label_prefix, quick_startup
 
 CONFIG = "study_configs/toy_transformer_pareto.yaml"
 BUDGET = 100_000.0  # the config's constraints.num_params.max: the reference point's size
@@ -38,14 +38,7 @@ def sizes(settings: Settings) -> dict[str, int]:
 
 def specs(settings: Settings) -> list[StudySpec]:
     size = sizes(settings)
-    startup = (
-        ()
-        if settings.mode == "full"
-        else (
-            "sampler.args.n_startup_trials=4",
-            "pruner.args.n_startup_trials=3",
-        )
-    )
+    startup = quick_startup(settings)
     # The smoke run checks the plumbing only: the small data of the unit tests.
     if settings.mode == "smoke":
         startup += ("data.n_val=100", "data.n_test=100", "data.seq_len=16")
@@ -59,7 +52,7 @@ def specs(settings: Settings) -> list[StudySpec]:
                 *startup,
                 *overrides,
             ),
-            label=f"{_prefix(settings)}pareto-{variant}-seed{seed}",
+            label=f"{label_prefix(settings)}pareto-{variant}-seed{seed}",
         )
         for variant, overrides in VARIANTS.items()
         for seed in range(size["seeds"])
@@ -172,7 +165,3 @@ def report(settings: Settings, outcomes: dict[str, StudyOutcome]) -> Figure:
 
 def _pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return [p for p in points if not any(q != p and q[0] >= p[0] and q[1] <= p[1] for q in points)]
-
-
-def _prefix(settings: Settings) -> str:
-    return "" if settings.mode == "full" else f"{settings.mode}-"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import Figure, Settings, median, ratio
-from benchmarks.studies import StudyOutcome, StudySpec
+from benchmarks.studies import StudyOutcome, StudySpec, label_prefix, quick_startup
 
 CONFIG = "study_configs/toy_transformer.yaml"
 UNPRUNED = ("pruner.name=none", "pruner.args={}", "fixed.early_stopping_patience=null")
@@ -57,21 +57,13 @@ def specs(settings: Settings) -> list[StudySpec]:
                         f"study.n_trials={size['n_trials']}",
                         f"fixed.epochs={size['epochs']}",
                         f"study.seed={seed}",
-                        *_quick_startup(settings),
+                        *quick_startup(settings),
                         *overrides,
                     ),
-                    label=f"{_prefix(settings)}tpe-{variant}-seed{seed}",
+                    label=f"{label_prefix(settings)}tpe-{variant}-seed{seed}",
                 )
             )
     return result
-
-
-def _quick_startup(settings: Settings) -> tuple[str, ...]:
-    # Twelve trials leave TPE (10 random startup trials) and the median pruner (5) almost nothing
-    # to do; shorter startups keep the quick figure a search with pruning, as the full one is.
-    if settings.mode == "full":
-        return ()
-    return ("sampler.args.n_startup_trials=4", "pruner.args.n_startup_trials=3")
 
 
 def summarise(outcomes: list[StudyOutcome]) -> dict[str, float | int | None]:
@@ -266,7 +258,3 @@ def _audit(settings: Settings, runs: list[StudyOutcome], trials: int) -> dict[st
         "saved": saved,
         "per_seed": per_seed,
     }
-
-
-def _prefix(settings: Settings) -> str:
-    return "" if settings.mode == "full" else f"{settings.mode}-"

@@ -13,9 +13,28 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from benchmarks.harness import Settings
 
 ACCURACY_GOAL = 0.99  # "solved": validation accuracy at least this
+
+
+def label_prefix(settings: Settings) -> str:
+    """Study labels of quick and smoke runs are prefixed, so they never mix with full ones."""
+    return "" if settings.mode == "full" else f"{settings.mode}-"
+
+
+def quick_startup(settings: Settings) -> tuple[str, ...]:
+    """Shorter sampler and pruner startups for the small studies of quick and smoke runs.
+
+    A dozen trials leave TPE (10 random startup trials) and the median pruner (5) almost nothing
+    to do; shorter startups keep the small figures a search with pruning, as the full ones are.
+    """
+    if settings.mode == "full":
+        return ()
+    return ("sampler.args.n_startup_trials=4", "pruner.args.n_startup_trials=3")
 
 
 @dataclass(frozen=True)

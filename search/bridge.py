@@ -33,7 +33,7 @@ from search.costs import Infeasible, measure_costs, objective_values
 from search.devices import Slot
 from search.formatting import params_text
 from search.live import TrialProgress
-from search.multi_objective import MultiObjectivePruning
+from search.multi_objective import MultiObjectivePruning, curve_of
 from search.process import interrupt_requested, stop_at_safe_point
 from search.record import (
     DEVICE,
@@ -124,8 +124,7 @@ def _run(
     def should_prune(epoch: int) -> bool:
         if several is None:
             return trial.should_prune()
-        curve = {row["epoch"]: row[metric] for row in writer.epochs if row.get(metric) is not None}
-        verdict = several.decide(trial.study, curve, costs)
+        verdict = several.decide(trial.study, curve_of(writer.epochs, metric), costs)
         if verdict.spared:
             trial.set_user_attr(SPARED_BY_COST, epoch)
         return verdict.prune

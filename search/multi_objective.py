@@ -18,6 +18,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -30,10 +31,11 @@ from search.pruning import CurvePercentilePruner
 from search.record import trial_epochs
 
 
-def curve_of(trial: FrozenTrial, metric: str) -> dict[int, float]:
-    """A trial's per-epoch ``metric`` from its ``epochs`` record (epoch -> value)."""
+def curve_of(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[int, float]:
+    """Per-epoch ``metric`` from ``epochs`` records (epoch -> value): a stored trial's
+    (``trial_epochs``) or the running trial's own (``TrialWriter.epochs``)."""
     curve = {}
-    for row in trial_epochs(trial.user_attrs):
+    for row in rows:
         value = row.get(metric)
         if isinstance(row.get("epoch"), int) and isinstance(value, int | float):
             curve[row["epoch"]] = float(value)
@@ -75,7 +77,7 @@ class MultiObjectivePruning:
         if self.rule is None:
             return Verdict(False)
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        peers = [curve_of(peer, self.metric) for peer in complete]
+        peers = [curve_of(trial_epochs(peer.user_attrs), self.metric) for peer in complete]
         if not self.rule.prune_curve(curve, peers, self.maximize[0]):
             return Verdict(False)
         if self.on_front_at_median(complete, costs):
