@@ -56,9 +56,9 @@ def build_sampler(
 def build_pruner(section: PrunerSection, source: str = "config") -> optuna.pruners.BasePruner:
     """The pruner named in the config. ``patient`` wraps another: ``args: {wrapped: {...}}``.
 
-    ``median`` and ``percentile`` with ``args.judge`` (``best`` or ``current``) use
-    :class:`~search.pruning.CurvePercentilePruner`, which compares every curve the same way;
-    without it, Optuna's own rule.
+    ``median`` and ``percentile`` with ``args.judge`` (``best`` or ``current``) or
+    ``args.lookahead`` use :class:`~search.pruning.CurvePercentilePruner`, which compares every
+    curve the same way (``judge`` defaults to ``best`` there); without either, Optuna's own rule.
     """
     args = dict(section.args)
     if section.name == "none":
@@ -102,14 +102,15 @@ def build_pruner(section: PrunerSection, source: str = "config") -> optuna.prune
             f"{source}: pruner.args.percentile: missing; e.g. {{percentile: 25.0}} keeps the "
             "best quarter"
         )
-    if "judge" in args:
+    ours = [key for key in ("judge", "lookahead") if key in args]
+    if ours:
         # Our rule, one comparison for both sides: best so far, or the current value.
         if section.name not in ("median", "percentile"):
             raise ConfigError(
-                f"{source}: pruner.args.judge: only the median and percentile pruners take it "
-                f"(got pruner {section.name!r}); remove it"
+                f"{source}: pruner.args.{ours[0]}: only the median and percentile pruners take "
+                f"it (got pruner {section.name!r}); remove it"
             )
-        if args["judge"] not in JUDGES:
+        if args.setdefault("judge", "best") not in JUDGES:
             raise ConfigError(
                 f"{source}: pruner.args.judge: must be one of {', '.join(JUDGES)}, "
                 f"got {args['judge']!r}"

@@ -15,6 +15,15 @@ This pruner applies one rule to both sides, chosen by ``judge``:
 
 Only what the pruner compares changes: the stored intermediate values stay each epoch's raw
 metric (what the dashboard draws). ``benchmarks/pruning.py`` measures both.
+
+``lookahead`` (epochs, 0 = off) spares a trial that is behind but still catching up. On a task
+that overfits, the best configurations are often slow learners: at the end of the warm-up they
+trail the fast ones (whose minima set the bar) while their loss still falls steeply. With
+``lookahead: K`` a trial behind the bar is pruned only if, going on at its recent pace (the
+improvement of its best so far over the last two steps) for K more steps, it would still be
+behind the peers' bar K steps later. A trial that has stopped improving projects no gain, so
+this only delays the cut of trials that are closing the gap; the projection is linear, so
+optimistic on a flattening curve, and the trial is judged again at every step.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 Judge = Literal["best", "current"]
 JUDGES = ("best", "current")
+PACE_STEPS = 2  # a trial's pace: the mean gain of its best so far over this many steps
 
 
 class CurvePercentilePruner(BasePruner):
@@ -44,6 +54,7 @@ class CurvePercentilePruner(BasePruner):
         interval_steps: int = 1,
         n_min_trials: int = 1,
         judge: Judge = "best",
+        lookahead: int = 0,
     ) -> None:
         if not 0.0 <= percentile <= 100.0:
             raise ValueError(f"percentile must be between 0 and 100, got {percentile}")
@@ -53,12 +64,15 @@ class CurvePercentilePruner(BasePruner):
             raise ValueError("interval_steps and n_min_trials must be >= 1")
         if judge not in JUDGES:
             raise ValueError(f"judge must be one of {', '.join(JUDGES)}, got {judge!r}")
+        if isinstance(lookahead, bool) or not isinstance(lookahead, int) or lookahead < 0:
+            raise ValueError(f"lookahead must be a whole number of steps >= 0, got {lookahead!r}")
         self.percentile = percentile
         self.n_startup_trials = n_startup_trials
         self.n_warmup_steps = n_warmup_steps
         self.interval_steps = interval_steps
         self.n_min_trials = n_min_trials
         self.judge = judge
+        self.lookahead = lookahead
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -89,19 +103,50 @@ class CurvePercentilePruner(BasePruner):
         ours = self._value(curve, step, maximize)
         if math.isnan(ours):
             return True
+        peers_here = [peer for peer in peers if step in peer]
+        bar = self._bar(peers_here, step, maximize)
+        if bar is None:
+            return False
+        behind = ours < bar if maximize else ours > bar
+        if not behind or not self.lookahead:
+            return behind
+        # Still catching up? Project the recent pace of its best so far `lookahead` steps on and
+        # compare with where the same peers' bests were that many steps later.
+        ahead = self._bar(peers_here, step + self.lookahead, maximize, judge="best")
+        earlier = self._value(curve, max(1, step - PACE_STEPS), maximize, judge="best")
+        best_now = self._value(curve, step, maximize, judge="best")
+        if ahead is None or math.isnan(earlier) or math.isnan(best_now):
+            return True
+        pace = (best_now - earlier) / min(PACE_STEPS, max(1, step - 1))
+        projected = best_now + pace * self.lookahead
+        return projected < ahead if maximize else projected > ahead
+
+    def _bar(
+        self,
+        peers: Sequence[Mapping[int, float]],
+        step: int,
+        maximize: bool,
+        judge: Judge | None = None,
+    ) -> float | None:
+        """The top ``percentile`` of the peers' values at ``step`` (as Optuna's: 50 = median)."""
         values = [
             value
             for peer in peers
-            if step in peer and not math.isnan(value := self._value(peer, step, maximize))
+            if not math.isnan(value := self._value(peer, step, maximize, judge))
         ]
         if len(values) < self.n_min_trials:
-            return False
-        # The bar: the top `percentile` of the peers (as Optuna's rule: 50 = the median).
-        bar = float(np.percentile(values, 100.0 - self.percentile if maximize else self.percentile))
-        return ours < bar if maximize else ours > bar
+            return None
+        rank = 100.0 - self.percentile if maximize else self.percentile
+        return float(np.percentile(values, rank))
 
-    def _value(self, curve: Mapping[int, float], step: int, maximize: bool) -> float:
-        if self.judge == "current":
+    def _value(
+        self,
+        curve: Mapping[int, float],
+        step: int,
+        maximize: bool,
+        judge: Judge | None = None,
+    ) -> float:
+        if (judge or self.judge) == "current":
             return float(curve.get(step, math.nan))
         values = [v for s, v in curve.items() if s <= step and not math.isnan(v)]
         if not values:

@@ -77,3 +77,52 @@ def test_the_config_selects_it_with_judge_and_checks_the_value() -> None:
         build_pruner(PrunerSection(name="median", args={"judge": "last"}))
     with pytest.raises(ConfigError, match="only the median and percentile pruners take it"):
         build_pruner(PrunerSection(name="hyperband", args={"judge": "best"}))
+
+
+# Fast learners: at their minimum (1.2) by step 4, then overfitting.
+FAST = [[2.0, 1.6, 1.3, 1.2, 1.25, 1.3, 1.4, 1.5, 1.6]] * 3
+
+
+@pytest.mark.parametrize(
+    ("ours", "lookahead", "pruned"),
+    [
+        # A slow learner still falling 0.15 a step: behind the bar (1.2) at step 5, but at that
+        # pace 4 steps on (1.6 - 0.6 = 1.0) it would be ahead of the peers' bests there (1.2).
+        ([2.1, 2.0, 1.9, 1.75, 1.6], 4, False),
+        ([2.1, 2.0, 1.9, 1.75, 1.6], 0, True),
+        # Falling too slowly to catch up within 4 steps (1.6 - 4 * 0.05 = 1.4 > 1.2).
+        ([1.8, 1.75, 1.7, 1.65, 1.6], 4, True),
+        # Stalled: no pace, nothing to project.
+        ([2.1, 1.9, 1.7, 1.7, 1.7], 8, True),
+        # Ahead of the bar: never pruned, whatever the lookahead.
+        ([1.5, 1.3, 1.2, 1.15, 1.1], 4, False),
+    ],
+)
+def test_lookahead_spares_a_trial_closing_the_gap_and_only_that(
+    ours: list[float], lookahead: int, pruned: bool
+) -> None:
+    study = _study(FAST)
+    pruner = CurvePercentilePruner(n_startup_trials=3, n_warmup_steps=4, lookahead=lookahead)
+    assert pruner.prune(study, _curve(ours, TrialState.RUNNING)) is pruned
+
+
+def test_lookahead_works_on_a_maximized_metric() -> None:
+    study = optuna.create_study(direction="maximize")
+    for _ in range(3):
+        study.add_trial(_curve([0.5, 0.6, 0.7, 0.8, 0.78, 0.75]))
+    climbing = _curve([0.4, 0.45, 0.5, 0.6, 0.7], TrialState.RUNNING)  # +0.1 a step
+    stalled = _curve([0.4, 0.5, 0.6, 0.6, 0.6], TrialState.RUNNING)
+    pruner = CurvePercentilePruner(n_startup_trials=3, n_warmup_steps=4, lookahead=3)
+    assert pruner.prune(study, climbing) is False
+    assert pruner.prune(study, stalled) is True
+
+
+def test_the_config_selects_it_with_lookahead_and_checks_the_value() -> None:
+    pruner = build_pruner(PrunerSection(name="median", args={"lookahead": 5}))
+    assert isinstance(pruner, CurvePercentilePruner)
+    assert (pruner.lookahead, pruner.judge, pruner.percentile) == (5, "best", 50.0)
+    for bad in (-1, 2.5, "five", True):
+        with pytest.raises(ConfigError, match=r"pruner\.args: invalid for median: lookahead"):
+            build_pruner(PrunerSection(name="median", args={"lookahead": bad}))
+    with pytest.raises(ConfigError, match=r"pruner\.args\.lookahead: only the median"):
+        build_pruner(PrunerSection(name="successive_halving", args={"lookahead": 4}))
