@@ -32,6 +32,7 @@ from tests.servers import free_port
 from tests.test_reliability import (
     finish,
     freeze_when,
+    killed_in,
     load_trials,
     running_with_an_epoch,
     start,
@@ -132,14 +133,17 @@ def dashboard_studies(url: str, cwd: Path) -> list[dict[str, Any]]:
 @pytest.mark.slow
 def test_a_killed_worker_behind_the_proxy_is_failed_and_its_trial_retried(tmp_path: Path) -> None:
     # Optuna 5's proxy client has no heartbeat; the hpsearch proxy relays them (storage/proxy.py).
-    config = write(tmp_path, {"study": {"n_trials": 2}, "fixed": {"epochs": 8}})
+    n = 3
+    config = write(tmp_path, {"study": {"n_trials": n}, "fixed": {"epochs": 8}})
     with proxy(f"sqlite:///{tmp_path / 'hp.db'}", tmp_path) as url:
         process = start("run", str(config), "--storage", url, cwd=tmp_path)
-        trials = freeze_when(tmp_path, running_with_an_epoch(), process)
-        dead = next(t for t in trials if t.state == TrialState.RUNNING)
+        dead = killed_in(freeze_when(tmp_path, running_with_an_epoch(), process))
+        k = dead.number  # trials that completed before it
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
-        assert states(load_trials(tmp_path)) == ["RUNNING"], "no one told the storage"
+        assert states(load_trials(tmp_path)) == ["COMPLETE"] * k + ["RUNNING"], (
+            "no one told the storage"
+        )
         # Not a race: the last heartbeat went through before the kill, so after the grace
         # period (2 s) the proxy finds the trial stale for certain when the rerun asks.
         time.sleep(2.5)
@@ -148,11 +152,11 @@ def test_a_killed_worker_behind_the_proxy_is_failed_and_its_trial_retried(tmp_pa
         assert code == 0, err
         assert err == ""
     trials = sorted(load_trials(tmp_path), key=lambda t: t.number)
-    assert states(trials) == ["FAIL", "COMPLETE", "COMPLETE"]
-    assert trials[0].number == dead.number == 0
-    assert trials[1].params == dead.params, "the dead trial's parameters ran again"
-    assert trials[1].system_attrs["failed_trial"] == 0
-    assert len(trials[1].user_attrs["epochs"]) == 8
+    assert states(trials) == ["COMPLETE"] * k + ["FAIL"] + ["COMPLETE"] * (n - k)
+    retry = trials[k + 1]
+    assert retry.params == dead.params, "the dead trial's parameters ran again"
+    assert retry.system_attrs["failed_trial"] == k
+    assert len(retry.user_attrs["epochs"]) == 8
 
 
 def test_a_plain_optuna_proxy_gets_a_warning_not_silence(run_cli: Run, tmp_path: Path) -> None:
