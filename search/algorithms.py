@@ -56,9 +56,10 @@ def build_sampler(
 def build_pruner(section: PrunerSection, source: str = "config") -> optuna.pruners.BasePruner:
     """The pruner named in the config. ``patient`` wraps another: ``args: {wrapped: {...}}``.
 
-    ``median`` and ``percentile`` with ``args.judge`` (``best`` or ``current``) or
-    ``args.lookahead`` use :class:`~search.pruning.CurvePercentilePruner`, which compares every
-    curve the same way (``judge`` defaults to ``best`` there); without either, Optuna's own rule.
+    ``median`` and ``percentile`` with ``args.judge`` (``best`` or ``current``),
+    ``args.lookahead`` or ``args.spare`` use :class:`~search.pruning.CurvePercentilePruner`,
+    which compares every curve the same way (``judge`` defaults to ``best`` there); without any
+    of them, Optuna's own rule.
     """
     args = dict(section.args)
     if section.name == "none":
@@ -82,6 +83,11 @@ def build_pruner(section: PrunerSection, source: str = "config") -> optuna.prune
                     "write e.g. {name: median, args: {}}"
                 ) from e
             wrapped = build_pruner(wrapped_section, source)
+            if isinstance(wrapped, CurvePercentilePruner) and wrapped.spare:
+                raise ConfigError(
+                    f"{source}: pruner.args.wrapped.args.spare: hpsearch spares trials only for "
+                    "a median or percentile pruner used directly; drop `patient` or `spare`"
+                )
         args.setdefault("patience", 3)
         return _construct(optuna.pruners.PatientPruner, section, source, wrapped, **args)
     factories: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
@@ -102,7 +108,7 @@ def build_pruner(section: PrunerSection, source: str = "config") -> optuna.prune
             f"{source}: pruner.args.percentile: missing; e.g. {{percentile: 25.0}} keeps the "
             "best quarter"
         )
-    ours = [key for key in ("judge", "lookahead") if key in args]
+    ours = [key for key in ("judge", "lookahead", "spare") if key in args]
     if ours:
         # Our rule, one comparison for both sides: best so far, or the current value.
         if section.name not in ("median", "percentile"):

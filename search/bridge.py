@@ -35,13 +35,16 @@ from search.formatting import params_text
 from search.live import TrialProgress
 from search.multi_objective import MultiObjectivePruning, curve_of
 from search.process import interrupt_requested, stop_at_safe_point
+from search.pruning import CurvePercentilePruner
 from search.record import (
     DEVICE,
     RESUMED_FROM,
     SPARED_BY_COST,
+    SPARED_WHILE_IMPROVING,
     WORKER,
     TrialWriter,
     running_value,
+    spared_while_improving,
     training_seed_of,
     write_study_facts,
 )
@@ -120,10 +123,15 @@ def _run(
 
     several = MultiObjectivePruning(config) if config.multi_objective else None
     costs: dict[str, float] = {}
+    spare = _SpareWhileImproving.of(trial)
 
     def should_prune(epoch: int) -> bool:
         if several is None:
-            return trial.should_prune()
+            if spare is not None and spare.spared:
+                return False
+            if not trial.should_prune():
+                return False
+            return spare is None or not spare.take(trial, curve_of(writer.epochs, metric), epoch)
         verdict = several.decide(trial.study, curve_of(writer.epochs, metric), costs)
         if verdict.spared:
             trial.set_user_attr(SPARED_BY_COST, epoch)
@@ -227,6 +235,33 @@ def _run(
         return result.best_value
     best_row = next((row for row in writer.epochs if row.get("epoch") == result.best_epoch), {})
     return objective_values(config, best_row, costs, result.train_seconds)
+
+
+class _SpareWhileImproving:
+    """``pruner.args.spare``: let the first K trials the rule would cut while still improving
+    run on, unjudged (``search/pruning.py``). One per trial; the count is study-wide."""
+
+    def __init__(self, rule: CurvePercentilePruner, maximize: bool) -> None:
+        self.rule = rule
+        self.maximize = maximize
+        self.spared = False
+
+    @classmethod
+    def of(cls, trial: optuna.Trial) -> _SpareWhileImproving | None:
+        rule = trial.study.pruner
+        if not isinstance(rule, CurvePercentilePruner) or not rule.spare:
+            return None
+        return cls(rule, trial.study.direction == optuna.study.StudyDirection.MAXIMIZE)
+
+    def take(self, trial: optuna.Trial, curve: dict[int, float], epoch: int) -> bool:
+        """Spare this trial, which the rule would cut now? Records the epoch when it does."""
+        if not self.rule.still_improving(curve, self.maximize):
+            return False
+        if spared_while_improving(trial.study) >= self.rule.spare:
+            return False
+        trial.set_user_attr(SPARED_WHILE_IMPROVING, epoch)
+        self.spared = True
+        return True
 
 
 def _carry_over(

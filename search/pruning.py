@@ -16,6 +16,17 @@ This pruner applies one rule to both sides, chosen by ``judge``:
 Only what the pruner compares changes: the stored intermediate values stay each epoch's raw
 metric (what the dashboard draws). ``benchmarks/pruning.py`` measures both.
 
+``spare`` (trials, 0 = off) gives the sampler a few full curves from wherever the pruner cuts
+learners that are still improving. The pruner's cuts cost little by themselves; what costs is
+the sampler's path after them. A model-based sampler such as TPE sees a slow starter's cut
+beginning as a bad result and does not go back to its region, so a study that prunes never
+finds the slow corner an unpruned study finds (``benchmarks/RESULTS-warmup.md``, follow-up 5).
+With ``spare: K`` hpsearch's trial runner lets the first K trials the rule would cut while
+their best so far is still improving (by at least ``SPARE_GAIN`` of it over the last
+``PACE_STEPS`` steps) run on, unjudged, to their end or their early stop
+(``search/bridge.py``; the count is study-wide, read from the trials' ``spared_while_improving``
+attr). A trial that has stopped improving is cut as before.
+
 ``lookahead`` (epochs, 0 = off) spares a trial that is behind but still catching up. On a task
 that overfits, the best configurations are often slow learners: at the end of the warm-up they
 trail the fast ones (whose minima set the bar) while their loss still falls steeply. With
@@ -41,6 +52,9 @@ from optuna.trial import FrozenTrial, TrialState
 Judge = Literal["best", "current"]
 JUDGES = ("best", "current")
 PACE_STEPS = 2  # a trial's pace: the mean gain of its best so far over this many steps
+# `spare`: a trial is still improving when its best so far gained at least this share of its
+# value over the last PACE_STEPS steps (a flat start at the loss of a guess gains ~0).
+SPARE_GAIN = 0.02
 
 
 class CurvePercentilePruner(BasePruner):
@@ -55,6 +69,7 @@ class CurvePercentilePruner(BasePruner):
         n_min_trials: int = 1,
         judge: Judge = "best",
         lookahead: int = 0,
+        spare: int = 0,
     ) -> None:
         if not 0.0 <= percentile <= 100.0:
             raise ValueError(f"percentile must be between 0 and 100, got {percentile}")
@@ -66,6 +81,8 @@ class CurvePercentilePruner(BasePruner):
             raise ValueError(f"judge must be one of {', '.join(JUDGES)}, got {judge!r}")
         if isinstance(lookahead, bool) or not isinstance(lookahead, int) or lookahead < 0:
             raise ValueError(f"lookahead must be a whole number of steps >= 0, got {lookahead!r}")
+        if isinstance(spare, bool) or not isinstance(spare, int) or spare < 0:
+            raise ValueError(f"spare must be a whole number of trials >= 0, got {spare!r}")
         self.percentile = percentile
         self.n_startup_trials = n_startup_trials
         self.n_warmup_steps = n_warmup_steps
@@ -73,6 +90,7 @@ class CurvePercentilePruner(BasePruner):
         self.n_min_trials = n_min_trials
         self.judge = judge
         self.lookahead = lookahead
+        self.spare = spare
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -120,6 +138,21 @@ class CurvePercentilePruner(BasePruner):
         pace = (best_now - earlier) / min(PACE_STEPS, max(1, step - 1))
         projected = best_now + pace * self.lookahead
         return projected < ahead if maximize else projected > ahead
+
+    def still_improving(self, curve: Mapping[int, float], maximize: bool) -> bool:
+        """Did the best so far gain >= ``SPARE_GAIN`` of its value over the last steps?
+
+        The test ``spare`` applies to a trial the rule would cut (module docstring).
+        """
+        step = max(curve) if curve else None
+        if step is None or step <= PACE_STEPS:
+            return False
+        now = self._value(curve, step, maximize, judge="best")
+        before = self._value(curve, step - PACE_STEPS, maximize, judge="best")
+        if math.isnan(now) or math.isnan(before) or before == 0:
+            return False
+        gain = (now - before) if maximize else (before - now)
+        return gain >= SPARE_GAIN * abs(before)
 
     def _bar(
         self,

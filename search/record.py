@@ -18,6 +18,8 @@ What a trial records (other tools read these keys; they do not change):
   (``{median_ms, p10_ms, p90_ms, repeats}``) when the study optimises or constrains latency;
   ``train_seconds`` after training; ``spared_by_cost``: the last epoch at which a
   multi-objective trial's costs saved it from the pruner (``search/multi_objective.py``);
+- ``spared_while_improving``: the epoch at which the pruner would have cut the trial while it
+  was still improving and ``pruner.args.spare`` let it run on (``search/pruning.py``);
 - ``device`` (``cpu``, ``cuda:1``) and ``worker`` (the run's worker slot, from 0): where it
   trained;
 - ``resumed_from: {trial, epoch, step}`` on a retry that continued where the trial it retries
@@ -56,6 +58,7 @@ LATENCY_MS = "latency_ms"
 LATENCY = "latency"  # {median_ms, p10_ms, p90_ms, repeats}
 TRAIN_SECONDS = "train_seconds"
 SPARED_BY_COST = "spared_by_cost"
+SPARED_WHILE_IMPROVING = "spared_while_improving"  # epoch; see pruner.args.spare
 COST_KEYS = (NUM_PARAMS, LATENCY_MS, LATENCY, TRAIN_SECONDS, SPARED_BY_COST)
 DEVICE = "device"  # the device the trial trained on, as the run named it ("cpu", "cuda:1")
 WORKER = "worker"  # the worker slot of the run that trained it (0-based)
@@ -450,6 +453,7 @@ class Outcomes:
     failed: int
     running: int
     infeasible: int = 0  # pruned before training by `constraints:` (counted in `pruned` too)
+    spared: int = 0  # let run on by `pruner.args.spare` while improving (any state)
 
     @classmethod
     def of(cls, trials: Sequence[FrozenTrial]) -> Outcomes:
@@ -461,14 +465,17 @@ class Outcomes:
             failed=sum(r.state == TrialState.FAIL for r in found),
             running=sum(r.state == TrialState.RUNNING for r in found),
             infeasible=sum(r.infeasible for r in found),
+            spared=sum(SPARED_WHILE_IMPROVING in t.user_attrs for t in trials),
         )
 
     def text(self) -> str:
-        """``14 complete (5 early-stopped), 16 pruned (3 infeasible), 0 failed``."""
+        """``14 complete (5 early-stopped), 16 pruned (3 infeasible), 0 failed``; with
+        ``pruner.args.spare``, ``; 2 spared while improving`` at the end."""
         infeasible = f" ({self.infeasible} infeasible)" if self.infeasible else ""
+        spared = f"; {self.spared} spared while improving" if self.spared else ""
         return (
             f"{self.complete} complete ({self.early_stopped} early-stopped), {self.pruned} pruned"
-            f"{infeasible}, {self.failed} failed"
+            f"{infeasible}, {self.failed} failed{spared}"
         )
 
 
@@ -479,3 +486,14 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
         return None
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     return study.best_trial if complete else None
+
+
+def spared_while_improving(study: optuna.Study) -> int:
+    """How many of the study's trials ``pruner.args.spare`` let run on (failed ones not counted:
+    a retry of a spared trial that died is judged afresh)."""
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    return sum(
+        1
+        for trial in study.get_trials(deepcopy=False, states=states)
+        if SPARED_WHILE_IMPROVING in trial.user_attrs
+    )

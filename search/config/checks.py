@@ -241,6 +241,13 @@ def _check_metrics(config: StudyConfig, fail: Fail) -> None:
             f"{config.pruner.name} cannot prune a study with several metrics; use "
             f"{', '.join(MULTI_OBJECTIVE_PRUNERS)} (they judge the first metric's curve)",
         )
+    if "spare" in config.pruner.args:
+        fail(
+            "pruner.args.spare",
+            "applies to single-metric studies; with several metrics a trial the rule would cut "
+            'is spared by its costs instead (README "Several objectives and constraints"); '
+            "remove it",
+        )
 
 
 def _check_cost_constraints(config: StudyConfig, fail: Fail) -> None:

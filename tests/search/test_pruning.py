@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import optuna
 import pytest
+import yaml
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -11,6 +16,7 @@ from search.algorithms import build_pruner
 from search.config import PrunerSection
 from search.errors import ConfigError
 from search.pruning import CurvePercentilePruner
+from search.record import SPARED_WHILE_IMPROVING
 
 
 def _curve(
@@ -126,3 +132,110 @@ def test_the_config_selects_it_with_lookahead_and_checks_the_value() -> None:
             build_pruner(PrunerSection(name="median", args={"lookahead": bad}))
     with pytest.raises(ConfigError, match=r"pruner\.args\.lookahead: only the median"):
         build_pruner(PrunerSection(name="successive_halving", args={"lookahead": 4}))
+
+
+@pytest.mark.parametrize(
+    ("curve", "maximize", "improving"),
+    [
+        # Best so far 2.30 -> 2.24 over the last two steps: 2.6 % of it, at least SPARE_GAIN.
+        ([2.30, 2.27, 2.24], False, True),
+        # The loss of a guess, flat: nothing gained.
+        ([2.30, 2.30, 2.30, 2.30], False, False),
+        # Rising after a minimum: the best so far has not moved.
+        ([1.5, 1.2, 1.3, 1.4], False, False),
+        ([0.40, 0.45, 0.50], True, True),
+        ([0.40, 0.401, 0.402], True, False),
+        # Too short to have a pace.
+        ([2.3, 1.0], False, False),
+    ],
+)
+def test_still_improving_is_the_recent_gain_of_the_best_so_far(
+    curve: list[float], maximize: bool, improving: bool
+) -> None:
+    pruner = CurvePercentilePruner(spare=1)
+    assert pruner.still_improving(dict(enumerate(curve, start=1)), maximize) is improving
+
+
+def test_the_config_selects_it_with_spare_and_checks_the_value() -> None:
+    pruner = build_pruner(PrunerSection(name="median", args={"spare": 3}))
+    assert isinstance(pruner, CurvePercentilePruner)
+    assert (pruner.spare, pruner.judge, pruner.percentile) == (3, "best", 50.0)
+    for bad in (-1, 2.5, "three", True):
+        with pytest.raises(ConfigError, match=r"pruner\.args: invalid for median: spare"):
+            build_pruner(PrunerSection(name="median", args={"spare": bad}))
+    with pytest.raises(ConfigError, match=r"pruner\.args\.spare: only the median"):
+        build_pruner(PrunerSection(name="hyperband", args={"spare": 2}))
+    patient = {"wrapped": {"name": "median", "args": {"spare": 2}}}
+    with pytest.raises(ConfigError, match=r"pruner\.args\.wrapped\.args\.spare"):
+        build_pruner(PrunerSection(name="patient", args=patient))
+
+
+# Three fast learners complete first and set the bar; then the same slow starter twice (same
+# parameters, same seed: the same curve, behind the bar at epoch 3 but gaining ~2.7 % of its
+# loss over two epochs) and a learner that does not move at all.
+SPARE_STUDY: dict[str, Any] = {
+    "study": {"name": "spare", "metric": "val_loss", "n_trials": 6, "seed": 0},
+    "sampler": {"name": "random", "args": {}},
+    "pruner": {"name": "median", "args": {"n_startup_trials": 3, "n_warmup_steps": 2, "spare": 1}},
+    "objective": "toy_transformer",
+    "fixed": {
+        "epochs": 8,
+        "hidden_dim": 16,
+        "num_heads": 2,
+        "num_layers": 1,
+        "early_stopping_patience": None,
+    },
+    "search": {
+        "lr": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+        "batch_size": {"type": "categorical", "choices": [16, 64]},
+    },
+    "enqueue": [
+        {"lr": 5e-3, "batch_size": 16},
+        {"lr": 4e-3, "batch_size": 16},
+        {"lr": 3e-3, "batch_size": 16},
+        {"lr": 1e-3, "batch_size": 64},
+        {"lr": 1e-3, "batch_size": 64},
+        {"lr": 1e-6, "batch_size": 64},
+    ],
+    "data": {"n_train": 128, "n_val": 64, "n_test": 64, "seq_len": 20},
+}
+
+
+def test_spare_lets_the_first_improving_trial_run_on_and_cuts_the_rest(
+    run_cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'hp.db'}"
+    config = {**SPARE_STUDY, "study": {**SPARE_STUDY["study"], "storage": storage}}
+    (tmp_path / "spare.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    done = run_cli("run", "spare.yaml")
+    assert done.returncode == 0, done.stderr
+    trials = optuna.load_study(study_name="spare", storage=storage).get_trials()
+    states = [t.state for t in trials]
+    assert states[:4] == [TrialState.COMPLETE] * 4
+    assert states[4:] == [TrialState.PRUNED] * 2
+    slow, again, flat = trials[3], trials[4], trials[5]
+    # The first slow starter was behind the bar at epoch 3 and still improving: spared, it
+    # trained all 8 epochs. Its twin had the very same first epochs, but the budget (1) was used.
+    assert slow.user_attrs[SPARED_WHILE_IMPROVING] == 3
+    assert len(slow.intermediate_values) == 8
+    assert again.intermediate_values == {k: slow.intermediate_values[k] for k in (1, 2, 3)}
+    assert SPARED_WHILE_IMPROVING not in again.user_attrs
+    # A flat learner is cut as without `spare`.
+    assert len(flat.intermediate_values) == 3 and SPARED_WHILE_IMPROVING not in flat.user_attrs
+    show = run_cli("show", "spare", "--storage", storage)
+    assert "4 complete (0 early-stopped), 2 pruned, 0 failed; 1 spared while improving" in (
+        show.stdout
+    )
+
+
+def test_spare_is_refused_for_a_study_with_several_metrics(
+    run_cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'hp.db'}"
+    study = {**SPARE_STUDY["study"], "metric": ["val_loss", "num_params"], "storage": storage}
+    config = {**SPARE_STUDY, "study": study}
+    (tmp_path / "several.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    done = run_cli("run", "several.yaml")
+    assert done.returncode == 2
+    assert "pruner.args.spare: applies to single-metric studies" in done.stderr
+    assert not (tmp_path / "hp.db").exists()
