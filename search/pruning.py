@@ -27,6 +27,15 @@ their best so far is still improving (by at least ``SPARE_GAIN`` of it over the 
 (``search/bridge.py``; the count is study-wide, read from the trials' ``spared_while_improving``
 attr). A trial that has stopped improving is cut as before.
 
+``leaders`` (trials, 0 = off) keeps a trial behind the bar while it is on the pace of one of
+the study's ``leaders`` best complete trials: its value at the step is no worse than the slowest
+of those trials had at the same step. The median rule assumes that a trial behind its peers
+early stays behind; the leaders' own curves test that on the study itself. Where a slow starter
+has become one of the best, the trials that start as slowly as it did are no longer cut for it,
+so TPE's proposals near it are run to their end (``benchmarks/RESULTS-warmup.md``, follow-up
+7). Where the best trials were fast from the start, their pace is stricter than the median and
+changes nothing.
+
 ``lookahead`` (epochs, 0 = off) spares a trial that is behind but still catching up. On a task
 that overfits, the best configurations are often slow learners: at the end of the warm-up they
 trail the fast ones (whose minima set the bar) while their loss still falls steeply. With
@@ -70,6 +79,7 @@ class CurvePercentilePruner(BasePruner):
         judge: Judge = "best",
         lookahead: int = 0,
         spare: int = 0,
+        leaders: int = 0,
     ) -> None:
         if not 0.0 <= percentile <= 100.0:
             raise ValueError(f"percentile must be between 0 and 100, got {percentile}")
@@ -83,6 +93,8 @@ class CurvePercentilePruner(BasePruner):
             raise ValueError(f"lookahead must be a whole number of steps >= 0, got {lookahead!r}")
         if isinstance(spare, bool) or not isinstance(spare, int) or spare < 0:
             raise ValueError(f"spare must be a whole number of trials >= 0, got {spare!r}")
+        if isinstance(leaders, bool) or not isinstance(leaders, int) or leaders < 0:
+            raise ValueError(f"leaders must be a whole number of trials >= 0, got {leaders!r}")
         self.percentile = percentile
         self.n_startup_trials = n_startup_trials
         self.n_warmup_steps = n_warmup_steps
@@ -91,6 +103,7 @@ class CurvePercentilePruner(BasePruner):
         self.judge = judge
         self.lookahead = lookahead
         self.spare = spare
+        self.leaders = leaders
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -126,6 +139,12 @@ class CurvePercentilePruner(BasePruner):
         if bar is None:
             return False
         behind = ours < bar if maximize else ours > bar
+        if behind and self.leaders:
+            # On the pace of one of the study's best trials at this step? Then the peers'
+            # median is not evidence against it: those trials were there too.
+            pace = self._leaders_bar(peers, step, maximize)
+            if pace is not None and not (ours < pace if maximize else ours > pace):
+                return False
         if not behind or not self.lookahead:
             return behind
         # Still catching up? Project the recent pace of its best so far `lookahead` steps on and
@@ -153,6 +172,30 @@ class CurvePercentilePruner(BasePruner):
             return False
         gain = (now - before) if maximize else (before - now)
         return gain >= SPARE_GAIN * abs(before)
+
+    def _leaders_bar(
+        self, peers: Sequence[Mapping[int, float]], step: int, maximize: bool
+    ) -> float | None:
+        """The slowest of the ``leaders`` best complete peers at ``step``, judged as ``judge`` says.
+
+        Leaders are ranked by the best value of their whole curve (what a complete trial
+        reports). With ``judge: best`` a leader that ended before ``step`` counts with its final
+        best; with ``current`` it has no value there and does not count.
+        """
+        last = 10**9  # past every curve's end: a curve's best over all its steps
+        ranked = [
+            (final, peer)
+            for peer in peers
+            if not math.isnan(final := self._value(peer, last, maximize, judge="best"))
+        ]
+        if not ranked:
+            return None
+        ranked.sort(key=lambda pair: -pair[0] if maximize else pair[0])
+        paces = [self._value(peer, step, maximize) for _, peer in ranked[: self.leaders]]
+        paces = [value for value in paces if not math.isnan(value)]
+        if not paces:
+            return None
+        return min(paces) if maximize else max(paces)
 
     def _bar(
         self,

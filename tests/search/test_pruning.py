@@ -134,6 +134,58 @@ def test_the_config_selects_it_with_lookahead_and_checks_the_value() -> None:
         build_pruner(PrunerSection(name="successive_halving", args={"lookahead": 4}))
 
 
+# A slow starter that became the study's best (1.0 at step 9, on the plateau until step 4).
+SLOW_LEADER = [2.3, 2.28, 2.25, 2.2, 2.1, 1.8, 1.5, 1.2, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("ours", "leaders", "pruned"),
+    [
+        # On the leader's pace at step 5 (2.1), far behind the fast peers' median (1.2).
+        ([2.3, 2.27, 2.24, 2.18, 2.08], 1, False),
+        ([2.3, 2.27, 2.24, 2.18, 2.08], 0, True),
+        # Slower than the leader was at the same step: cut as before.
+        ([2.3, 2.3, 2.29, 2.29, 2.28], 1, True),
+        # leaders: 4 counts the fast peers too; the slowest of the four sets the pace.
+        ([2.3, 2.3, 2.29, 2.29, 2.1], 4, False),
+    ],
+)
+def test_leaders_keeps_a_trial_on_the_pace_of_one_of_the_best_and_only_that(
+    ours: list[float], leaders: int, pruned: bool
+) -> None:
+    study = _study([*FAST, SLOW_LEADER])
+    pruner = CurvePercentilePruner(n_startup_trials=3, n_warmup_steps=4, leaders=leaders)
+    assert pruner.prune(study, _curve(ours, TrialState.RUNNING)) is pruned
+
+
+def test_leaders_are_the_best_trials_not_the_slowest() -> None:
+    # The slow trial ended worst (1.5): it leads nothing, so its pace spares no one.
+    slow_loser = [2.3, 2.28, 2.25, 2.2, 2.1, 1.9, 1.7, 1.6, 1.5]
+    study = _study([*FAST, slow_loser])
+    pruner = CurvePercentilePruner(n_startup_trials=3, n_warmup_steps=4, leaders=1)
+    assert pruner.prune(study, _curve([2.3, 2.27, 2.24, 2.18, 2.08], TrialState.RUNNING))
+
+
+def test_leaders_works_on_a_maximized_metric() -> None:
+    study = optuna.create_study(direction="maximize")
+    for _ in range(3):
+        study.add_trial(_curve([0.5, 0.6, 0.7, 0.75, 0.74, 0.72]))
+    study.add_trial(_curve([0.1, 0.12, 0.15, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9]))
+    pruner = CurvePercentilePruner(n_startup_trials=3, n_warmup_steps=4, leaders=1)
+    assert pruner.prune(study, _curve([0.1, 0.1, 0.14, 0.2, 0.31], TrialState.RUNNING)) is False
+    assert pruner.prune(study, _curve([0.1, 0.1, 0.11, 0.11, 0.12], TrialState.RUNNING)) is True
+
+
+def test_the_config_selects_it_with_leaders_and_checks_the_value() -> None:
+    pruner = build_pruner(PrunerSection(name="median", args={"leaders": 3}))
+    assert isinstance(pruner, CurvePercentilePruner) and pruner.leaders == 3
+    for bad in (-1, 2.5, "three", True):
+        with pytest.raises(ConfigError, match=r"pruner\.args: invalid for median: leaders"):
+            build_pruner(PrunerSection(name="median", args={"leaders": bad}))
+    with pytest.raises(ConfigError, match=r"pruner\.args\.leaders: only the median"):
+        build_pruner(PrunerSection(name="hyperband", args={"leaders": 3}))
+
+
 @pytest.mark.parametrize(
     ("curve", "maximize", "improving"),
     [
