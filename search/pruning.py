@@ -182,11 +182,10 @@ class CurvePercentilePruner(BasePruner):
         reports). With ``judge: best`` a leader that ended before ``step`` counts with its final
         best; with ``current`` it has no value there and does not count.
         """
-        last = 10**9  # past every curve's end: a curve's best over all its steps
         ranked = [
             (final, peer)
             for peer in peers
-            if not math.isnan(final := self._value(peer, last, maximize, judge="best"))
+            if peer and not math.isnan(final := self._value(peer, max(peer), maximize, "best"))
         ]
         if not ranked:
             return None
