@@ -58,7 +58,14 @@ def start(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=session,  # its own process group, like a command in a terminal
+        # A terminal's command takes Ctrl-C; one started from a background job (`cmd &` in a
+        # script, as a CI runner may do) inherits SIGINT ignored, and Python keeps it ignored.
+        preexec_fn=_default_sigint if session else None,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str, str]:
