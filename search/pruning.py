@@ -187,8 +187,6 @@ class CurvePercentilePruner(BasePruner):
             for peer in peers
             if peer and not math.isnan(final := self._value(peer, max(peer), maximize, "best"))
         ]
-        if not ranked:
-            return None
         ranked.sort(key=lambda pair: -pair[0] if maximize else pair[0])
         paces = [self._value(peer, step, maximize) for _, peer in ranked[: self.leaders]]
         paces = [value for value in paces if not math.isnan(value)]
