@@ -545,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     device = args.device or ("cuda:0" if torch.cuda.is_available() else "cpu")
     sizes = Sizes.smoke() if args.smoke else Sizes()
     output = args.output or (RESULTS.with_name("RESULTS-gpu-smoke.md") if args.smoke else RESULTS)
-    from search.process import quiet_libraries
+    from search.study import quiet_libraries
 
     quiet_libraries()
     report = Report(output, device, args.smoke)

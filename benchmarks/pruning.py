@@ -236,7 +236,7 @@ def _audit(settings: Settings, runs: list[StudyOutcome], trials: int) -> dict[st
 
     import optuna
 
-    from search.audit import run_audit
+    from search.retrain import run_audit
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     wrong = audited = spent = saved = 0

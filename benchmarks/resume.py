@@ -53,7 +53,7 @@ class TimedSaver:
     it; the whole write of the last state is timed once more, in the foreground."""
 
     def __init__(self, folder: Path) -> None:
-        from search.resume import Chain, TrialResume
+        from search.trial import Chain, TrialResume
         from storage import resume_files
 
         path = resume_files.resume_path(folder, "bench", 0)
@@ -69,7 +69,7 @@ class TimedSaver:
 
     def write_seconds(self) -> tuple[float, int]:
         """(seconds, bytes) of writing the last state in the foreground: copy, save, fsync."""
-        from search.resume import snapshot
+        from search.trial import snapshot
         from storage import resume_files
 
         self.resume.flush()
@@ -216,7 +216,7 @@ def _wait_until(folder: Path, process: subprocess.Popen[str], ready: Callable[[l
 
 
 def _running_with(epochs: int) -> Callable[[list[Any]], bool]:
-    from search.record import trial_epochs
+    from search.trial import trial_epochs
 
     def ready(trials: list[Any]) -> bool:
         return any(
@@ -234,7 +234,7 @@ def _finish(process: subprocess.Popen[str]) -> None:
 
 def kill_loss(folder: Path, epochs: int, resume: bool) -> dict[str, Any]:
     """Kill one trial at epoch epochs // 2 and rerun; what was lost against no kill."""
-    from search.record import trial_epochs
+    from search.trial import trial_epochs
 
     kill_at = epochs // 2
     changes = {} if resume else {"artifacts": {"resume": False}}

@@ -115,7 +115,7 @@ def run_one(spec: StudySpec, workdir: str) -> StudyOutcome:
 
     import search.study
     from search.config import load_config
-    from search.record import trial_epochs
+    from search.trial import trial_epochs
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # The toy objective trains on one torch thread per worker (its spec caps it), so studies

@@ -16,18 +16,24 @@ from typing import Any, TextIO
 import optuna
 
 from search.config import DEFAULT_STORAGE, StudyConfig
-from search.export import (
+from search.readout import (
     export_model,
     exported_config,
     exported_front,
+    render_report,
     write_export,
     write_front,
 )
-from search.live import ProgressPlan
-from search.prepare import check_buildable, plan_placement, setup_device
-from search.report import render_report
 from search.retrain import DEFAULT_SEEDS, RetrainResult, retrain
-from search.study import RunSummary, open_existing_study, optimize_study
+from search.study import (
+    ProgressPlan,
+    RunSummary,
+    check_buildable,
+    open_existing_study,
+    optimize_study,
+    plan_placement,
+    setup_device,
+)
 
 TrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 

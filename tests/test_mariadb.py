@@ -17,7 +17,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from search.record import EPOCHS, EPOCHS_PART_BYTES, TrialRecord
+from search.trial import EPOCHS, EPOCHS_PART_BYTES, TrialRecord
 from tests.conftest import MICRO_TOY, deep_update
 from tests.mariadb_server import Server, fresh_database, table_count
 from tests.servers import free_port

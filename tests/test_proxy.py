@@ -24,8 +24,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from search.audit import stopped_trials
-from search.record import AUDITED_TRIAL
+from search.readout import stopped_trials
+from search.trial import AUDITED_TRIAL
 from tests.conftest import cli_env
 from tests.search.test_audit import AUDITED_STUDY
 from tests.servers import free_port

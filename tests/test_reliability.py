@@ -416,8 +416,8 @@ def test_a_second_command_on_a_new_study_samples_its_own_parameters(tmp_path: Pa
     # Two commands started at once on one new study (in this process: the same pid, so the
     # seeds can only differ because the second knows it did not create the study).
     from search.config import load_config
-    from search.space import sample_params
     from search.study import open_study
+    from search.trial import sample_params
 
     config = load_config(write(tmp_path, {"sampler": {"name": "tpe", "args": {}}}))
     first, first_created = open_study(config)

@@ -14,42 +14,36 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from search.cli import (
-    audit,
-    dashboard,
-    delete,
-    export,
-    listing,
-    report,
-    retrain,
-    run,
-    show,
-    storage_proxy,
-    validate,
+    _audit,
+    _dashboard,
+    _delete,
+    _export,
+    _listing,
+    _report,
+    _retrain,
+    _run,
+    _show,
+    _storage_proxy,
+    _validate,
 )
-from search.cli.common import (
-    EXIT_BAD_INPUT,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_STOPPED,
-    Parser,
-)
+from search.cli._common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED, Parser
 from search.errors import USER_ERRORS, WorkerError
-from search.process import apply_command_policy, prefer_passive_threads
+from search.study import apply_command_policy, prefer_passive_threads
 from search.version import __version__
 
 Command = Callable[[argparse.Namespace], int]
 COMMAND_MODULES = (
-    run,
-    validate,
-    listing,
-    show,
-    export,
-    report,
-    delete,
-    retrain,
-    audit,
-    dashboard,
-    storage_proxy,
+    _run,
+    _validate,
+    _listing,
+    _show,
+    _export,
+    _report,
+    _delete,
+    _retrain,
+    _audit,
+    _dashboard,
+    _storage_proxy,
 )
 
 

@@ -6,9 +6,17 @@ import argparse
 import sys
 from typing import Any
 
-from search.audit import DEFAULT_AUDIT_TRIALS, format_audit, run_audit
-from search.cli.common import EXIT_OK, EXIT_STOPPED, add_device, add_study, positive_int, storage_of
-from search.prepare import setup_device
+from search.cli._common import (
+    EXIT_OK,
+    EXIT_STOPPED,
+    add_device,
+    add_study,
+    positive_int,
+    storage_of,
+)
+from search.readout import format_audit
+from search.retrain import DEFAULT_AUDIT_TRIALS, run_audit
+from search.study import setup_device
 
 
 def register(commands: Any) -> None:

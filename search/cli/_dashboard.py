@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from search.cli.common import add_storage, port, storage_of
-from search.dashboard import serve
+from search.cli._common import add_storage, port, storage_of
+from search.readout import serve
 
 
 def register(commands: Any) -> None:

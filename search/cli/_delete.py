@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from search.cli.common import add_study, storage_of
-from search.delete import delete_study
+from search.cli._common import add_study, storage_of
+from search.study import delete_study
 
 
 def register(commands: Any) -> None:

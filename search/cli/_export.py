@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from search.api import export_best, export_front
-from search.cli.common import EXIT_OK, add_study, non_negative_int
+from search.cli._common import EXIT_OK, add_study, non_negative_int
 from search.errors import ConfigError
-from search.export import export_text
+from search.readout import export_text
 
 
 def register(commands: Any) -> None:

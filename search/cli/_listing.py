@@ -9,9 +9,9 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from search.cli.common import EXIT_OK, add_storage, storage_of
+from search.cli._common import EXIT_OK, add_storage, storage_of
 from search.formatting import format_table
-from search.record import StudyRecord
+from search.trial import StudyRecord
 from storage.connect import open_storage
 from storage.urls import parse_storage_url
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from search.api import write_report
-from search.cli.common import EXIT_OK, add_study
+from search.cli._common import EXIT_OK, add_study
 
 
 def register(commands: Any) -> None:

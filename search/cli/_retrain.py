@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from search.api import run_retrain
-from search.cli.common import EXIT_OK, EXIT_STOPPED, add_device, add_set, add_storage
+from search.cli._common import EXIT_OK, EXIT_STOPPED, add_device, add_set, add_storage
 from search.retrain import add_to_config_file, default_output, format_result, write_result
 
 

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from search.api import run_study
-from search.cli.common import (
+from search.cli._common import (
     EXIT_OK,
     EXIT_STOPPED,
     add_device,
@@ -19,9 +19,15 @@ from search.cli.common import (
     positive_float,
     positive_int,
 )
-from search.live import MODES, BarDisplay, ProgressPlan, QueueStream, resolve_mode
-from search.progress import TrialPrinter, print_start, print_summary
-from search.study import open_existing_study
+from search.readout import TrialPrinter, print_start, print_summary
+from search.study import (
+    MODES,
+    BarDisplay,
+    ProgressPlan,
+    QueueStream,
+    open_existing_study,
+    resolve_mode,
+)
 from storage.urls import mask_password
 
 

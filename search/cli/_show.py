@@ -7,13 +7,11 @@ import dataclasses
 import json
 from typing import Any
 
-from search.caveats import caveats
-from search.cli.common import EXIT_OK, add_study, non_negative_int, storage_of
+from search.cli._common import EXIT_OK, add_study, non_negative_int, storage_of
 from search.errors import StudyError
-from search.pareto import pareto_front
-from search.record import Outcomes, StudyRecord, TrialRecord, best_trial, records
-from search.results import format_epoch_table, format_front_table, format_trials_table
+from search.readout import caveats, format_epoch_table, format_front_table, format_trials_table
 from search.study import open_existing_study
+from search.trial import Outcomes, StudyRecord, TrialRecord, best_trial, pareto_front, records
 
 
 def register(commands: Any) -> None:

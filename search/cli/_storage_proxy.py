@@ -7,7 +7,7 @@ import signal
 import sys
 from typing import Any
 
-from search.cli.common import EXIT_OK, add_storage, port_or_zero, storage_of
+from search.cli._common import EXIT_OK, add_storage, port_or_zero, storage_of
 from storage.proxy import DEFAULT_PORT, start_proxy
 from storage.urls import parse_storage_url
 

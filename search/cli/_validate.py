@@ -6,9 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from search.cli.common import EXIT_OK, add_set, load
+from search.cli._common import EXIT_OK, add_set, load
 from search.config import dump_yaml
-from search.prepare import check_buildable
+from search.study import check_buildable
 
 
 def register(commands: Any) -> None:

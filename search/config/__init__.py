@@ -4,13 +4,14 @@ This package is the only place that reads YAML for settings. Every problem is a
 :class:`~search.errors.ConfigError` whose message is one line naming the file, the key path and
 the bad value. Modules: ``schema`` (the sections), ``yaml_text`` (parsing with the number rule),
 ``overrides`` (``--set``), ``checks`` (rules across keys and the objective's parameters),
-``load`` (file -> config).
+``load`` (file -> config), ``drift`` (what changed between two configs).
 """
 
-from search.config.checks import param_values
-from search.config.load import config_from_dict, load_config
-from search.config.overrides import apply_override
-from search.config.schema import (
+from search.config._checks import param_values
+from search.config._drift import SAME_TASK_KEYS, config_differences, describe, get_path
+from search.config._load import config_from_dict, load_config
+from search.config._overrides import apply_override
+from search.config._schema import (
     DEFAULT_STORAGE,
     ArtifactsSection,
     CategoricalSpace,
@@ -21,10 +22,11 @@ from search.config.schema import (
     StudyConfig,
     StudySection,
 )
-from search.config.yaml_text import dump_yaml, parse_yaml
+from search.config._yaml_text import dump_yaml, parse_yaml
 
 __all__ = [
     "DEFAULT_STORAGE",
+    "SAME_TASK_KEYS",
     "ArtifactsSection",
     "CategoricalSpace",
     "FloatSpace",
@@ -34,8 +36,11 @@ __all__ = [
     "StudyConfig",
     "StudySection",
     "apply_override",
+    "config_differences",
     "config_from_dict",
+    "describe",
     "dump_yaml",
+    "get_path",
     "load_config",
     "param_values",
     "parse_yaml",

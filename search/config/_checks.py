@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from objectives.specs import COST_METRICS, PRE_TRAINING_METRICS, ParamRule, ParamValues
-from search.config.schema import CategoricalSpace, FloatSpace, IntSpace, StudyConfig
+from search.config._schema import CategoricalSpace, FloatSpace, IntSpace, StudyConfig
 from search.errors import ConfigError
 
 Fail = Callable[[str, str], None]

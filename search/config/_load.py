@@ -10,10 +10,10 @@ from pydantic import BaseModel, ValidationError
 
 from objectives.errors import ObjectiveError
 from objectives.registry import get_objective, objective_names
-from search.config.checks import check_semantics, one_line, with_defaults
-from search.config.overrides import apply_override
-from search.config.schema import CategoricalSpace, FloatSpace, IntSpace, StudyConfig
-from search.config.yaml_text import parse_yaml
+from search.config._checks import check_semantics, one_line, with_defaults
+from search.config._overrides import apply_override
+from search.config._schema import CategoricalSpace, FloatSpace, IntSpace, StudyConfig
+from search.config._yaml_text import parse_yaml
 from search.errors import ConfigError
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from search.config.schema import StudyConfig
-from search.config.yaml_text import parse_yaml
+from search.config._schema import StudyConfig
+from search.config._yaml_text import parse_yaml
 from search.errors import ConfigError
 
 

@@ -11,8 +11,8 @@ import optuna
 
 from search.config import PrunerSection, SamplerSection, StudyConfig
 from search.errors import ConfigError
-from search.pruning import JUDGES, CurvePercentilePruner
-from search.space import grid
+from search.pruning._rules import JUDGES, CurvePercentilePruner
+from search.trial import grid
 
 
 def build_sampler(

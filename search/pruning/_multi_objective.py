@@ -24,11 +24,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from objectives.specs import PRE_TRAINING_METRICS
-from search.algorithms import build_pruner
 from search.config import PrunerSection, StudyConfig
-from search.pareto import at_least_as_good
-from search.pruning import CurvePercentilePruner
-from search.record import trial_epochs
+from search.pruning._build import build_pruner
+from search.pruning._rules import CurvePercentilePruner
+from search.trial import at_least_as_good, trial_epochs
 
 
 def curve_of(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[int, float]:

@@ -1,4 +1,6 @@
-"""``hpsearch audit``: what pruning and early stopping threw away, measured.
+"""The audit read back: what pruning and early stopping threw away, measured.
+
+The runs themselves are trained by ``search/retrain/_audit.py`` (``hpsearch audit``).
 
 A sample of a study's pruned and early-stopped trials is trained again to full length, with the
 same parameters and the same training seed, no pruner and no early stopping, in a companion
@@ -11,25 +13,19 @@ and early stopping saved across the whole study, against the epochs the audit sp
 
 from __future__ import annotations
 
-import sys
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.config import StudyConfig, config_from_dict
-from search.drift import config_differences, describe
-from search.errors import ConfigError, StudyError
+from search.errors import StudyError
 from search.formatting import format_table, number, signed
-from search.record import AUDITED_TRIAL, FINISHED, TRAINING_SEED, StudyRecord, TrialRecord
-from search.study import companion_config, open_existing_study, open_study, run_queued
-from storage.urls import mask_password
+from search.study import open_existing_study
+from search.trial import AUDITED_TRIAL, FINISHED, StudyRecord, TrialRecord
 
 AUDIT_SUFFIX = "/audit"
-DEFAULT_AUDIT_TRIALS = 10
 TOP = 3
 
 
@@ -132,123 +128,16 @@ def stopped_trials(trials: Sequence[FrozenTrial]) -> list[TrialRecord]:
     return found
 
 
-def sample(candidates: Sequence[TrialRecord], count: int) -> list[TrialRecord]:
-    """``count`` trials spread evenly over the study's history (all when fewer)."""
-    ordered = sorted(candidates, key=lambda r: r.number)
-    if count >= len(ordered):
-        return ordered
-    step = len(ordered) / count
-    return [ordered[int(index * step)] for index in range(count)]
-
-
-def audit_config(source: StudyConfig, name: str, storage: str, count: int) -> StudyConfig:
-    """The companion study's config: full length (no pruner, no early stopping), same seed."""
-    return companion_config(
-        source,
-        name=name,
-        storage=storage,
-        n_trials=count,
-        max_consecutive_failures=max(count, 1),
-        fixed={"early_stopping_patience": None},
-    )
-
-
 # --------------------------------------------------------------------------- running
 
 
-def run_audit(
-    study_name: str,
-    storage: str,
-    *,
-    trials: int = DEFAULT_AUDIT_TRIALS,
-    device: str = "cpu",
-    workers: int = 1,
-    out: TextIO | None = None,
-) -> AuditResult:
-    """Audit up to ``trials`` pruned / early-stopped trials of ``study_name``; resumable."""
-    stream = out or sys.stdout
-    if trials < 1:
-        raise ConfigError(f"--trials: needs at least 1 trial to audit, got {trials}")
-    source = open_existing_study(storage, study_name)
-    stored = StudyRecord.from_study(source)
-    if not stored.has_config:
-        raise StudyError(f"study {study_name!r} holds no hpsearch config; cannot audit it")
-    source_config = config_from_dict(
-        {**stored.config, "study": {**stored.config["study"], "storage": storage}},
-        f"study {study_name!r}",
-    )
-    all_trials = source.get_trials(deepcopy=False)
-    candidates = stopped_trials(all_trials)
-    chosen = sample(candidates, trials)
-    config = audit_config(source_config, study_name + AUDIT_SUFFIX, storage, len(chosen))
-    companion = _open_companion(config)
-    done = _by_audited_trial(companion.get_trials(deepcopy=False))
-    queued = {
-        t.user_attrs.get(AUDITED_TRIAL)
-        for t in companion.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-    }
-    todo = [r for r in chosen if r.number not in done]
-    for record in todo:
-        if record.number not in queued:
-            attrs: dict[str, Any] = {AUDITED_TRIAL: record.number}
-            if record.training_seed is not None:
-                attrs[TRAINING_SEED] = record.training_seed
-            companion.enqueue_trial(record.params, user_attrs=attrs)
-    stream.write(
-        f"audit of {study_name!r}: {len(candidates)} pruned or early-stopped trials, auditing "
-        f"{len(chosen)} in study {config.study.name!r} on {mask_password(storage)}: "
-        f"{len(chosen) - len(todo)} done"
-        + (f", training {len(todo)} to full length" if todo else ", nothing to train")
-        + "\n"
-    )
-    stream.flush()
-    run_queued(companion, config, device=device, workers=workers, on_trial=_AuditPrinter())
-    return audit_result(source, companion, chosen, candidates)
-
-
-def _open_companion(config: StudyConfig) -> optuna.Study:
-    study, created = open_study(config, allow_config_change=True)
-    if not created:
-        stored = StudyRecord.from_study(study).config
-        differences = config_differences(stored, config.to_dict()) if stored else []
-        if differences:
-            raise ConfigError(
-                f"study {config.study.name!r} holds an audit of another configuration "
-                f"({describe(differences, limit=4)}); delete it first "
-                f"(`hpsearch delete '{config.study.name}'`)"
-            )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        # A trial whose process was killed is failed here and re-queued with its parameters.
-        optuna.storages.fail_stale_trials(study)
-    return study
-
-
-def _by_audited_trial(trials: Sequence[FrozenTrial]) -> dict[int, FrozenTrial]:
+def by_audited_trial(trials: Sequence[FrozenTrial]) -> dict[int, FrozenTrial]:
     found: dict[int, FrozenTrial] = {}
     for trial in sorted(trials, key=lambda t: t.number):
         number = trial.user_attrs.get(AUDITED_TRIAL)
         if trial.state in FINISHED and isinstance(number, int) and number not in found:
             found[number] = trial
     return found
-
-
-@dataclass
-class _AuditPrinter:
-    """Optuna callback: one line per audited trial."""
-
-    stream: TextIO | None = None
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        out = self.stream or sys.stdout
-        record = TrialRecord.from_trial(trial)
-        source = trial.user_attrs.get(AUDITED_TRIAL)
-        value = number(record.value, "no value")
-        out.write(
-            f"  trial {source} at full length: {trial.state.name} value {value}, best epoch "
-            f"{record.best_epoch}/{record.epochs_run}\n"
-        )
-        out.flush()
 
 
 def audit_result(
@@ -273,7 +162,7 @@ def audit_result(
         length = record.params.get("epochs", full)
         if isinstance(length, int):
             result.epochs_saved += max(0, length - record.epochs_run)
-    done = _by_audited_trial(companion.get_trials(deepcopy=False))
+    done = by_audited_trial(companion.get_trials(deepcopy=False))
     for record in chosen:
         audited = done.get(record.number)
         audit_record = TrialRecord.from_trial(audited) if audited is not None else None
@@ -327,7 +216,7 @@ def read_audit(source: optuna.Study, storage: str) -> AuditResult | None:
         companion = open_existing_study(storage, source.study_name + AUDIT_SUFFIX)
     except StudyError:
         return None
-    audited = set(_by_audited_trial(companion.get_trials(deepcopy=False)))
+    audited = set(by_audited_trial(companion.get_trials(deepcopy=False)))
     queued = {t.user_attrs.get(AUDITED_TRIAL) for t in companion.get_trials(deepcopy=False)}
     candidates = stopped_trials(source.get_trials(deepcopy=False))
     chosen = [r for r in candidates if r.number in audited or r.number in queued]

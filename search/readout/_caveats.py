@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from optuna.trial import TrialState
 
-from search.record import StudyRecord, TrialRecord
+from search.trial import StudyRecord, TrialRecord
 
 Z95 = 1.959963984540054  # two-sided 95 % quantile of the standard normal
 

@@ -20,7 +20,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import optuna
 
 from search.errors import ConfigError
-from search.trial_files import study_artifact_dir
+from search.trial import study_artifact_dir
 from storage.artifacts import artifact_dir, open_store
 from storage.connect import open_storage
 from storage.urls import parse_storage_url

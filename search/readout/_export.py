@@ -11,9 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.config import config_from_dict, dump_yaml
 from search.errors import StudyError
-from search.pareto import pareto_front
-from search.record import StudyRecord, TrialRecord, best_trial
-from search.trial_files import study_artifact_dir
+from search.trial import StudyRecord, TrialRecord, best_trial, pareto_front, study_artifact_dir
 from storage.artifacts import checkpoint_of, extract_checkpoint, open_store
 from storage.urls import mask_password
 

@@ -9,10 +9,11 @@ from typing import TextIO
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.caveats import caveats
 from search.formatting import number, params_text
-from search.pareto import pareto_front
-from search.record import (
+from search.readout._caveats import caveats
+from search.readout._results import format_front_table
+from search.study import RunSummary
+from search.trial import (
     DEVICE,
     FINISHED,
     RESUMED_FROM,
@@ -20,10 +21,9 @@ from search.record import (
     Outcomes,
     StudyRecord,
     TrialRecord,
+    pareto_front,
     records,
 )
-from search.results import format_front_table
-from search.study import RunSummary
 
 
 @dataclass

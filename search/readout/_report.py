@@ -11,44 +11,35 @@ test accuracy on the best epoch's row only). The figures come from
 from __future__ import annotations
 
 import datetime
-import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.audit import read_audit, summary_lines
-from search.caveats import caveats
 from search.formatting import markdown_table, number
-from search.pareto import pareto_front
-from search.record import Outcomes, StudyRecord, TrialRecord, records
-from search.results import EPOCH_COLUMNS, epoch_table_rows, front_rows
-from search.trial_files import study_artifact_dir
+from search.readout._audit import read_audit, summary_lines
+from search.readout._caveats import caveats
+from search.readout._figures import copy_curves, draw_figures, parameter_importances, pareto_figure
+from search.readout._results import EPOCH_COLUMNS, epoch_table_rows, front_rows
+from search.trial import (
+    Outcomes,
+    StudyRecord,
+    TrialRecord,
+    pareto_front,
+    records,
+    study_artifact_dir,
+)
 from storage.artifacts import (
     all_artifacts,
     artifact_bytes,
     checkpoint_of,
-    copy_file,
-    open_store,
-    trial_artifacts,
 )
 from storage.urls import mask_password
 
 TOP_TRIALS = 5
-FIGURE_DPI = 90
 REPORT_FILE = "report.md"
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One figure of the report: its file name, caption, and a note when it could not be drawn."""
-
-    file: str | None
-    caption: str
-    note: str = ""
 
 
 def render_report(study: optuna.Study, folder: Path, storage_url: str) -> Path:
@@ -64,12 +55,12 @@ def render_report(study: optuna.Study, folder: Path, storage_url: str) -> Path:
     # Several metrics: the top trials are the Pareto front's, ordered by the training metric.
     front = pareto_front(study) if several else complete
     ranked = sorted(front, key=lambda t: (-t.values[0] if maximize else t.values[0], t.number))
-    importances, importance_note = _importances(study, complete, metric)
-    figures = _figures(study, folder, metric, importances, importance_note)
+    importances, importance_note = parameter_importances(study, complete, metric)
+    figures = draw_figures(study, folder, metric, importances, importance_note)
     if several:
-        figures.insert(0, _pareto_figure(study, folder, stored))
+        figures.insert(0, pareto_figure(study, folder, stored))
     artifact_folder = study_artifact_dir(study, storage_url)
-    curves = _copy_curves(study, ranked[:TOP_TRIALS], artifact_folder, folder)
+    curves = copy_curves(study, ranked[:TOP_TRIALS], artifact_folder, folder)
 
     lines = [f"# Study `{study.study_name}`", ""]
     lines += [
@@ -287,28 +278,6 @@ def _front(study: optuna.Study, front: Sequence[FrozenTrial], stored: StudyRecor
     return lines
 
 
-def _pareto_figure(study: optuna.Study, folder: Path, stored: StudyRecord) -> Figure:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from optuna.visualization import matplotlib as plots
-
-    metrics = list(stored.metrics)
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    skip = ""
-    if len(metrics) > 3:
-        skip = f"Optuna draws fronts of 2 or 3 metrics; this study has {len(metrics)}"
-    elif not complete:
-        skip = "no complete trial"
-    return _draw(
-        folder,
-        "pareto_front.png",
-        f"Pareto front ({' vs '.join(metrics)}; every complete trial, the front highlighted)",
-        lambda: plots.plot_pareto_front(study, target_names=metrics),
-        skip,
-    )
-
-
 def _trials_table(trials: Sequence[FrozenTrial], stored: StudyRecord) -> list[str]:
     records = [TrialRecord.from_trial(t) for t in trials]
     names = list(dict.fromkeys(name for r in records for name in r.params))
@@ -336,189 +305,6 @@ def _trials_table(trials: Sequence[FrozenTrial], stored: StudyRecord) -> list[st
 
 
 # --------------------------------------------------------------------------- figures
-
-
-def _importances(
-    study: optuna.Study, complete: Sequence[FrozenTrial], metric: str
-) -> tuple[dict[str, float], str]:
-    varying = {name for name in {n for t in complete for n in t.params} if _varies(complete, name)}
-    if len(complete) < 2:
-        return {}, f"needs at least 2 complete trials, the study has {len(complete)}"
-    if not varying:
-        return {}, "no searched parameter varies across the complete trials"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        # Given a target, Optuna warns that it ranks towards low values: ours already is.
-        warnings.simplefilter("ignore", UserWarning)
-        try:
-            return dict(
-                optuna.importance.get_param_importances(study, target=_importance_target(study))
-            ), ""
-        except (ValueError, RuntimeError) as e:
-            return {}, f"Optuna could not compute them ({e})"
-
-
-def _first_value(study: optuna.Study) -> Callable[[FrozenTrial], float] | None:
-    """The training metric as a plot's or importance's target (None: the study's one value)."""
-    if len(study.directions) == 1:
-        return None
-    return lambda trial: trial.values[0]
-
-
-def _importance_target(study: optuna.Study) -> Callable[[FrozenTrial], float] | None:
-    """The training metric as lower-is-better (Optuna's evaluator ranks towards low targets)."""
-    if len(study.directions) == 1:
-        return None
-    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
-    return lambda trial: sign * trial.values[0]
-
-
-def _varies(trials: Sequence[FrozenTrial], name: str) -> bool:
-    return len({repr(t.params.get(name)) for t in trials}) > 1
-
-
-def _figures(
-    study: optuna.Study,
-    folder: Path,
-    metric: str,
-    importances: dict[str, float],
-    importance_note: str,
-) -> list[Figure]:
-    import matplotlib
-
-    # No display: draw into files only. Set before pyplot is first imported by Optuna.
-    matplotlib.use("Agg")
-    from optuna.visualization import matplotlib as plots
-
-    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-    complete = [t for t in finished if t.state == TrialState.COMPLETE]
-    figures = [
-        _draw(
-            folder,
-            "optimization_history.png",
-            "Optimization history",
-            lambda: plots.plot_optimization_history(
-                study, target=_first_value(study), target_name=metric
-            ),
-            "" if complete else "no complete trial",
-        ),
-        _draw(
-            folder,
-            "intermediate_values.png",
-            f"Learning curves ({metric} by epoch; x = pruned there)",
-            lambda: _intermediate_values(study, plots, metric),
-            ""
-            if any(t.intermediate_values for t in finished)
-            else (
-                "a study with several metrics keeps its curves in each trial's epochs record "
-                "(the per-trial curves below)"
-                if len(study.directions) > 1
-                else "no trial reported an epoch"
-            ),
-        ),
-        _draw(
-            folder,
-            "parallel_coordinate.png",
-            "Parallel coordinates",
-            lambda: plots.plot_parallel_coordinate(
-                study, target=_first_value(study), target_name=metric
-            ),
-            "" if complete and complete[0].params else "no complete trial with parameters",
-        ),
-        _draw(
-            folder,
-            "param_importances.png",
-            "Parameter importances",
-            lambda: plots.plot_param_importances(
-                study, target=_importance_target(study), target_name=metric
-            ),
-            "" if importances else importance_note,
-        ),
-    ]
-    return figures
-
-
-def _draw(
-    folder: Path, file: str, caption: str, plot: Callable[[], Any], skip_because: str
-) -> Figure:
-    import matplotlib.pyplot as plt
-
-    target = folder / file
-    target.unlink(missing_ok=True)  # a figure left from an earlier report would mislead
-    if skip_because:
-        return Figure(None, caption, skip_because)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        # matplotlib warns when an axis has one value only (e.g. a single complete trial).
-        warnings.simplefilter("ignore", UserWarning)
-        axes = plot()
-    figure = _figure_of(axes)
-    figure.set_size_inches(9, 5)
-    figure.savefig(target, dpi=FIGURE_DPI, bbox_inches="tight")
-    plt.close(figure)
-    return Figure(file, caption)
-
-
-def _figure_of(axes: Any) -> Any:
-    # Optuna returns one Axes, or an array of them for multi-panel plots.
-    first = axes.flat[0] if hasattr(axes, "flat") else axes
-    return first.get_figure()
-
-
-def _intermediate_values(study: optuna.Study, plots: Any, metric: str) -> Any:
-    """Optuna's intermediate-values plot, with each pruned trial's last epoch marked ``x``."""
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import MaxNLocator
-
-    axes = plots.plot_intermediate_values(study)
-    pruned = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))}
-    for line in list(axes.get_lines()):
-        label = str(line.get_label())
-        number = int(label[5:]) if label.startswith("Trial") and label[5:].isdigit() else None
-        if number in pruned and len(line.get_xdata()):
-            line.set_linestyle(":")
-            axes.plot(
-                [line.get_xdata()[-1]],
-                [line.get_ydata()[-1]],
-                marker="x",
-                markersize=8,
-                color=line.get_color(),
-                linestyle="none",
-            )
-    axes.set_xlabel("epoch")
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_ylabel(metric)
-    axes.set_title(f"{metric} by epoch: complete trials solid, pruned dotted and cut at x")
-    legend = axes.get_legend()
-    if legend is not None and len(axes.get_lines()) > 12:
-        legend.remove()  # a hundred trial labels hide the plot
-    if axes.get_legend() is None:
-        axes.legend(
-            handles=[
-                Line2D([], [], color="grey", label="complete"),
-                Line2D([], [], color="grey", linestyle=":", marker="x", label="pruned"),
-            ],
-            loc="best",
-        )
-    return axes
-
-
-def _copy_curves(
-    study: optuna.Study, trials: Sequence[FrozenTrial], artifact_folder: Path, folder: Path
-) -> dict[int, str]:
-    """Copy the top trials' learning-curve PNGs (trial artifacts) into the report folder."""
-    copied: dict[int, str] = {}
-    if not artifact_folder.is_dir():
-        return copied
-    store = open_store(artifact_folder, create=False)
-    for trial in trials:
-        for artifact in trial_artifacts(study, trial):
-            if artifact.filename.endswith("-curves.png"):
-                if not (artifact_folder / artifact.artifact_id).is_file():
-                    continue
-                copy_file(store, artifact, folder / artifact.filename)
-                copied[trial.number] = artifact.filename
-    return copied
 
 
 # --------------------------------------------------------------------------- formatting

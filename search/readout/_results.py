@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from optuna.trial import FrozenTrial
 
 from search.formatting import format_table
-from search.record import TrialRecord
+from search.trial import TrialRecord
 
 EPOCH_COLUMNS = (
     "Epoch",

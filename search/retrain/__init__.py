@@ -13,31 +13,50 @@ trained again. The seeds are ``study.seed + 1 ... study.seed + K``, never the se
 itself trained with, so the winner's lucky draw in the search does not count a second time.
 """
 
-from search.retrain.output import add_to_config_file, default_output, format_result, write_result
-from search.retrain.plan import (
+from search.retrain._audit import DEFAULT_AUDIT_TRIALS, run_audit
+from search.retrain._output import add_to_config_file, default_output, format_result, write_result
+from search.retrain._plan import (
     BASELINE_SUFFIX,
     DEFAULT_SEEDS,
     WINNER_SUFFIX,
     RetrainPlan,
     plan_retrain,
 )
-from search.retrain.result import RetrainResult, compared_metrics, conclusion, retrain
-from search.retrain.runs import SeedRun, run_seeds
+from search.retrain._result import RetrainResult, compared_metrics, conclusion, retrain
+from search.retrain._runs import SeedRun, run_seeds
+from search.retrain._stats import (
+    BETTER,
+    NO_DIFFERENCE,
+    WORSE,
+    compare_paired,
+    summarize,
+    t_quantile,
+    verdict,
+)
 
 __all__ = [
     "BASELINE_SUFFIX",
+    "BETTER",
+    "DEFAULT_AUDIT_TRIALS",
     "DEFAULT_SEEDS",
+    "NO_DIFFERENCE",
     "WINNER_SUFFIX",
+    "WORSE",
     "RetrainPlan",
     "RetrainResult",
     "SeedRun",
     "add_to_config_file",
+    "compare_paired",
     "compared_metrics",
     "conclusion",
     "default_output",
     "format_result",
     "plan_retrain",
     "retrain",
+    "run_audit",
     "run_seeds",
+    "summarize",
+    "t_quantile",
+    "verdict",
     "write_result",
 ]

@@ -7,7 +7,7 @@ from pathlib import Path
 from search.config import dump_yaml, parse_yaml
 from search.errors import ConfigError, StudyError
 from search.formatting import format_table, interval, p_value, signed
-from search.retrain.result import RetrainResult, compared_metrics, conclusion
+from search.retrain._result import RetrainResult, compared_metrics, conclusion
 
 
 def default_output(best_path: str | Path) -> Path:

@@ -10,11 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from search.config import StudyConfig, load_config
-from search.drift import SAME_TASK_KEYS, get_path
+from search.config import SAME_TASK_KEYS, StudyConfig, get_path, load_config
 from search.errors import ConfigError
-from search.prepare import check_buildable
-from search.study import companion_config
+from search.study import check_buildable, companion_config
 from storage.urls import parse_storage_url
 
 DEFAULT_SEEDS = 5

@@ -15,9 +15,9 @@ from typing import Any, TextIO
 
 from search.config import StudyConfig
 from search.formatting import p_value, signed
-from search.retrain.plan import DEFAULT_SEEDS, RetrainPlan, plan_retrain
-from search.retrain.runs import SeedRun, run_seeds
-from search.stats import BETTER, WORSE, Comparison, Summary, compare_paired, summarize
+from search.retrain._plan import DEFAULT_SEEDS, RetrainPlan, plan_retrain
+from search.retrain._runs import SeedRun, run_seeds
+from search.retrain._stats import BETTER, WORSE, Comparison, Summary, compare_paired, summarize
 from storage.urls import mask_password
 
 

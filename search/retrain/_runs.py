@@ -12,13 +12,12 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.config import StudyConfig
-from search.drift import config_differences, describe
+from search.config import StudyConfig, config_differences, describe
 from search.errors import ConfigError
 from search.formatting import number
-from search.record import TRAINING_SEED, StudyRecord, TrialRecord, training_seed_of
-from search.retrain.plan import RetrainPlan
+from search.retrain._plan import RetrainPlan
 from search.study import open_study, run_queued
+from search.trial import TRAINING_SEED, StudyRecord, TrialRecord, training_seed_of
 from storage.connect import open_storage
 from storage.urls import mask_password, parse_storage_url
 

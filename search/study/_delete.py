@@ -6,8 +6,8 @@ import sys
 from typing import TextIO
 
 from search.errors import ConfigError
-from search.study import open_existing_study
-from search.trial_files import study_artifact_dir
+from search.study._lifecycle import open_existing_study
+from search.trial import study_artifact_dir
 from storage import resume_files
 from storage.artifacts import (
     all_artifacts,

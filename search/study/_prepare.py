@@ -9,10 +9,10 @@ checks (models, data files), and the device.
 from __future__ import annotations
 
 from objectives.errors import DataError, ModelError, ParamError
-from search.algorithms import build_pruner, build_sampler
 from search.config import StudyConfig, param_values
-from search.devices import Slot, gpu_count, parse_devices, plan_slots, spread, use_device
 from search.errors import ConfigError
+from search.pruning import build_pruner, build_sampler
+from search.study._devices import Slot, gpu_count, parse_devices, plan_slots, spread, use_device
 from storage.urls import parse_storage_url
 
 

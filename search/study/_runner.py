@@ -29,28 +29,31 @@ from objectives.loop import (
 from objectives.loop_state import LoopState
 from objectives.specs import BuildRequest
 from search.config import StudyConfig
-from search.costs import Infeasible, measure_costs, objective_values
-from search.devices import Slot
 from search.formatting import params_text
-from search.live import TrialProgress
-from search.multi_objective import MultiObjectivePruning, curve_of
-from search.process import interrupt_requested, stop_at_safe_point
-from search.pruning import CurvePercentilePruner
-from search.record import (
+from search.pruning import CurvePercentilePruner, MultiObjectivePruning, curve_of
+from search.study._devices import Slot
+from search.study._live import TrialProgress
+from search.study._process import interrupt_requested, stop_at_safe_point
+from search.study._writer import TrialWriter, write_study_facts
+from search.trial import (
     DEVICE,
     RESUMED_FROM,
     SPARED_BY_COST,
     SPARED_WHILE_IMPROVING,
     WORKER,
-    TrialWriter,
+    Infeasible,
+    TrialResume,
+    chain_of,
+    config_artifact_dir,
+    enqueue_retry,
+    measure_costs,
+    objective_values,
     running_value,
+    sample_params,
     spared_while_improving,
     training_seed_of,
-    write_study_facts,
+    upload_trial_files,
 )
-from search.resume import TrialResume, chain_of, enqueue_retry
-from search.space import sample_params
-from search.trial_files import config_artifact_dir, upload_trial_files
 from storage.artifacts import save_checkpoint
 
 

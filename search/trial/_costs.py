@@ -23,7 +23,7 @@ import optuna
 from objectives.costs import count_parameters, measure_latency, one_example
 from objectives.loop import TrainingJob
 from search.config import StudyConfig
-from search.record import INFEASIBLE, LATENCY, LATENCY_MS, NUM_PARAMS, TRAIN_SECONDS
+from search.trial._keys import INFEASIBLE, LATENCY, LATENCY_MS, NUM_PARAMS, TRAIN_SECONDS
 
 
 class Infeasible(optuna.TrialPruned):

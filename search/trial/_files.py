@@ -18,7 +18,7 @@ from typing import Any
 import optuna
 
 from search.config import StudyConfig
-from search.record import StudyRecord
+from search.trial._record import StudyRecord
 from storage.artifacts import artifact_dir, upload_files
 
 CSV_COLUMNS = ("epoch", "train_loss", "val_loss", "val_accuracy")

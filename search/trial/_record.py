@@ -1,222 +1,41 @@
-"""The trial record: every user attr a trial and a study carry, written and read in one place.
+"""The trial record read back: stored trials and studies as typed data (keys in ``_keys.py``).
 
-What a trial records (other tools read these keys; they do not change):
-
-- intermediate values: the study metric after each epoch (step = epoch, from 1);
-- ``epochs``: one dict per finished epoch ``{epoch, train_loss, val_<metric>..., seconds}``.
-  A long record is stored in parts of at most 60,000 bytes of JSON, because MySQL and MariaDB
-  keep a user attr in a TEXT column (65,535 bytes): ``epochs`` holds the first epochs,
-  ``epochs.1``, ``epochs.2``, ... the ones after. A record that fits (every trial of up to a few
-  hundred epochs) is ``epochs`` alone, as it always was. ``trial_epochs`` joins the parts;
-- ``best_epoch``; the best epoch's test metrics ``test_<metric>`` (recorded, never selected on);
-- ``reason`` when a trial did not simply run all its epochs (pruned, early-stopped, diverged,
-  failed, interrupted); ``note`` for a remark about its data (e.g. hidden test labels);
-- ``training_seed`` when a retrain enqueued it with a seed of its own; ``enqueue_index`` for an
-  enqueued parameter set; ``audited_trial`` in an audit's companion study;
-  ``train_samples_per_s``; facts the objective reports (``label_names``);
-- ``num_params`` (trainable parameters of the built model); ``latency_ms`` and ``latency``
-  (``{median_ms, p10_ms, p90_ms, repeats}``) when the study optimises or constrains latency;
-  ``train_seconds`` after training; ``spared_by_cost``: the last epoch at which a
-  multi-objective trial's costs saved it from the pruner (``search/multi_objective.py``);
-- ``spared_while_improving``: the epoch at which the pruner would have cut the trial while it
-  was still improving and ``pruner.args.spare`` let it run on (``search/pruning.py``);
-- ``device`` (``cpu``, ``cuda:1``) and ``worker`` (the run's worker slot, from 0): where it
-  trained;
-- ``resumed_from: {trial, epoch, step}`` on a retry that continued where the trial it retries
-  stopped (its ``epochs`` begin with that trial's own records, unchanged).
-
-A study records ``config`` (the resolved config, password masked) and ``environment``, and facts
-about its data (``majority_class_accuracy``, ``data_sizes``).
-
-Values are stored at full precision (JSON cannot hold NaN or infinity: those become null);
-rounding happens only for display, in ``search/formatting.py``.
+The writer that fills these keys while a trial trains is ``search/study/_writer.py``.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-# Trial user attrs.
-EPOCHS = "epochs"
-BEST_EPOCH = "best_epoch"
-REASON = "reason"
-NOTE = "note"
-TRAINING_SEED = "training_seed"
-AUDITED_TRIAL = "audited_trial"  # in an audit's companion study: the trial it trains again
-ENQUEUE_INDEX = "enqueue_index"
-TRAIN_SAMPLES_PER_S = "train_samples_per_s"
-RESUMED_FROM = "resumed_from"  # a retry that continued a dead trial: {trial, epoch, step}
-NUM_PARAMS = "num_params"
-LATENCY_MS = "latency_ms"
-LATENCY = "latency"  # {median_ms, p10_ms, p90_ms, repeats}
-TRAIN_SECONDS = "train_seconds"
-SPARED_BY_COST = "spared_by_cost"
-SPARED_WHILE_IMPROVING = "spared_while_improving"  # epoch; see pruner.args.spare
-COST_KEYS = (NUM_PARAMS, LATENCY_MS, LATENCY, TRAIN_SECONDS, SPARED_BY_COST)
-DEVICE = "device"  # the device the trial trained on, as the run named it ("cpu", "cuda:1")
-WORKER = "worker"  # the worker slot of the run that trained it (0-based)
-# MySQL and MariaDB store a user attr's JSON in a TEXT column, at most 65,535 bytes; a bigger
-# value fails to commit. 100 epochs of the toy objective take about 14,000 bytes, of BERT with F1
-# and MCC about 21,000, so the epochs of a long trial go into parts below that limit, with room
-# to spare. Each epoch rewrites only the last part, so a write never grows past this either.
-EPOCHS_PART_BYTES = 60_000
-# Study user attrs.
-CONFIG = "config"
-ENVIRONMENT = "environment"
-MAJORITY_CLASS_ACCURACY = "majority_class_accuracy"
-DATA_SIZES = "data_sizes"
-
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-INFEASIBLE = "infeasible:"  # how the reason of a proposal stopped by `constraints:` begins
-TEST_PREFIX = "test_"
-VAL_PREFIX = "val_"
-
-
-def json_number(value: Any) -> Any:
-    """A value as a storage can hold it: non-finite floats become None, nothing is rounded."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def json_record(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: json_number(value) for key, value in record.items()}
-
-
-def epochs_key(part: int) -> str:
-    """The user attr holding part ``part`` of the epochs: ``epochs``, ``epochs.1``, ..."""
-    return EPOCHS if part == 0 else f"{EPOCHS}.{part}"
-
-
-def _is_epochs_key(key: str) -> bool:
-    return key == EPOCHS or (key.startswith(EPOCHS + ".") and key[len(EPOCHS) + 1 :].isdigit())
-
-
-def trial_epochs(user_attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """A trial's epoch records from its user attrs, the parts joined in order.
-
-    Reads every trial ever stored: one written before parts existed has ``epochs`` only.
-    """
-    epochs: list[dict[str, Any]] = []
-    part = 0
-    while records_of_part := user_attrs.get(epochs_key(part)):
-        epochs.extend(records_of_part)
-        part += 1
-    return epochs
-
-
-# --------------------------------------------------------------------------- writing
-
-
-class TrialWriter:
-    """Writes a running trial's record as it trains (used by the search's bridge)."""
-
-    def __init__(self, trial: optuna.Trial) -> None:
-        self.trial = trial
-        self.epochs: list[dict[str, Any]] = []
-        self._part_starts = [0]  # where in self.epochs each stored part begins
-        self._part_bytes = len("[]")  # the JSON size of the last part, as Optuna will store it
-        self.best_epoch: int | None = None
-        self.notes: list[str] = []  # remarks added to whatever reason the trial ends with
-        self._reason_written = False
-
-    def clear_inherited(self) -> None:
-        """A heartbeat retry starts with a copy of the dead trial's user attrs: drop its results."""
-        for key, value in self.trial.user_attrs.items():
-            if key in (
-                REASON,
-                BEST_EPOCH,
-                TRAIN_SAMPLES_PER_S,
-                RESUMED_FROM,
-                *COST_KEYS,
-            ) or key.startswith(TEST_PREFIX):
-                if value is not None:
-                    self.trial.set_user_attr(key, None)
-            elif _is_epochs_key(key) and value:
-                # Optuna cannot delete a user attr: an empty part ends the record.
-                self.trial.set_user_attr(key, [])
-
-    def carry_over(self, records: Sequence[Mapping[str, Any]], best_epoch: int | None) -> None:
-        """Epochs a retry continues from: written once, as they were."""
-        for record in records:
-            self._append(json_record(record))
-        for part in range(len(self._part_starts)):
-            self._store(part)
-        if best_epoch is not None:
-            self.best_epoch = best_epoch
-            self.trial.set_user_attr(BEST_EPOCH, best_epoch)
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-
-    def epoch(self, record: Mapping[str, Any], improved: bool) -> None:
-        self._store(self._append(json_record(record)))
-        if improved:
-            self.best_epoch = int(record["epoch"])
-            self.trial.set_user_attr(BEST_EPOCH, self.best_epoch)
-
-    def _append(self, record: dict[str, Any]) -> int:
-        """Add one epoch to the last part, or to a new one when it would pass the size limit.
-
-        Returns the part it went to.
-        """
-        size = len(json.dumps(record))
-        in_part = len(self.epochs) > self._part_starts[-1]
-        grown = self._part_bytes + size + (len(", ") if in_part else 0)
-        if in_part and grown > EPOCHS_PART_BYTES:
-            self._part_starts.append(len(self.epochs))
-            grown = len("[]") + size
-        self._part_bytes = grown
-        self.epochs.append(record)
-        return len(self._part_starts) - 1
-
-    def _store(self, part: int) -> None:
-        starts = [*self._part_starts, len(self.epochs)]
-        self.trial.set_user_attr(epochs_key(part), self.epochs[starts[part] : starts[part + 1]])
-
-    def finished(self, best_epoch: int, test_metrics: Mapping[str, float] | None) -> None:
-        self.best_epoch = best_epoch
-        self.trial.set_user_attr(BEST_EPOCH, best_epoch)
-        for name, value in (test_metrics or {}).items():
-            self.trial.set_user_attr(name, json_number(value))
-
-    def reason(self, text: str) -> None:
-        """``text`` (may be empty) followed by the notes."""
-        set_reason(self.trial, "; ".join(part for part in (text, *self.notes) if part))
-        self._reason_written = True
-
-    def has_reason(self) -> bool:
-        return self._reason_written
-
-    def attrs(self, values: Mapping[str, Any]) -> None:
-        for key, value in values.items():
-            self.trial.set_user_attr(key, value)
-
-    def throughput(self, samples: int, seconds: float) -> None:
-        if seconds > 0:
-            self.trial.set_user_attr(TRAIN_SAMPLES_PER_S, samples / seconds)
-        self.trial.set_user_attr(TRAIN_SECONDS, seconds)
-
-
-def set_reason(trial: optuna.Trial, text: str) -> None:
-    trial.set_user_attr(REASON, text[:1000])
+from search.trial._keys import (
+    BEST_EPOCH,
+    CONFIG,
+    DATA_SIZES,
+    ENVIRONMENT,
+    INFEASIBLE,
+    LATENCY_MS,
+    MAJORITY_CLASS_ACCURACY,
+    NOTE,
+    NUM_PARAMS,
+    REASON,
+    SPARED_WHILE_IMPROVING,
+    TEST_PREFIX,
+    TRAIN_SECONDS,
+    TRAINING_SEED,
+    VAL_PREFIX,
+    trial_epochs,
+)
 
 
 def training_seed_of(trial: optuna.Trial | FrozenTrial) -> int | None:
     seed = trial.user_attrs.get(TRAINING_SEED)
     return int(seed) if isinstance(seed, int) else None
-
-
-def write_study_facts(study: optuna.Study, facts: Mapping[str, Any]) -> None:
-    for key, value in facts.items():
-        study.set_user_attr(key, json_number(value))
 
 
 # --------------------------------------------------------------------------- reading

@@ -23,8 +23,8 @@ import torch
 
 from objectives.loop_state import LoopState
 from search.config import StudyConfig
-from search.record import AUDITED_TRIAL, ENQUEUE_INDEX, TRAINING_SEED
-from search.trial_files import config_artifact_dir
+from search.trial._files import config_artifact_dir
+from search.trial._keys import AUDITED_TRIAL, ENQUEUE_INDEX, TRAINING_SEED
 from search.version import __version__
 from storage import resume_files
 

@@ -300,7 +300,7 @@ def test_sentence_pairs_string_labels_and_unlabelled_test(tiny_bert: Path, tmp_p
     # The checkpoint is the model and tokenizer as save_pretrained writes them, labels named.
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from search.trial_files import study_artifact_dir
+    from search.trial import study_artifact_dir
     from storage.artifacts import checkpoint_of, extract_checkpoint, open_store
 
     artifact = checkpoint_of(study, trial)
@@ -413,7 +413,7 @@ def test_precheck_rejects_bad_data_and_model_paths(
 ) -> None:
     from search.config import config_from_dict
     from search.errors import ConfigError
-    from search.prepare import check_buildable
+    from search.study import check_buildable
 
     data_dir = sentiment_dir(tmp_path / "data", train=20, evaluation=10)
     changes, expected = _data_cases(data_dir)[case]
@@ -502,6 +502,6 @@ def test_bert_study_configs(tmp_path: Path) -> None:
     local = load_config(REPO / "study_configs" / "bert_minilm_local.yaml", [f"data.dir={data_dir}"])
     assert local.fixed["model"] == "minilm-l6" and local.search["lr"].log
     assert {"model", "epochs", "max_length"} <= set(local.fixed)
-    from search.prepare import check_buildable
+    from search.study import check_buildable
 
     check_buildable(local, "bert_minilm_local.yaml")  # the alias and the folder pass

@@ -127,8 +127,8 @@ def test_a_state_says_where_it_stands() -> None:
 
 def test_a_tiny_bert_stopped_mid_epoch_continues_exactly(tmp_path: Path) -> None:
     from objectives.specs import BuildRequest
-    from search.bridge import loop_settings
     from search.config import config_from_dict
+    from search.study import loop_settings
     from tests.objectives.test_bert import bert_study, build_tiny_bert, sentiment_dir
 
     model_dir = build_tiny_bert(tmp_path / "tiny-bert")

@@ -11,8 +11,8 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from search.audit import audit_result, stopped_trials
-from search.record import AUDITED_TRIAL, EPOCHS, REASON
+from search.readout import audit_result, stopped_trials
+from search.trial import AUDITED_TRIAL, EPOCHS, REASON
 from tests.conftest import PRUNED_STUDY
 
 AUDITED_STUDY = {

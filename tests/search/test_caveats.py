@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from search.caveats import wilson_interval
+from search.readout import wilson_interval
 
 
 def test_wilson_interval_matches_the_textbook_and_stays_in_bounds() -> None:

@@ -13,9 +13,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.devices import Slot, parse_devices, plan_slots, spread
 from search.errors import ConfigError
-from search.prepare import plan_placement
+from search.study import Slot, parse_devices, plan_placement, plan_slots, spread
 from tests.conftest import cli_env
 
 Run = Callable[..., subprocess.CompletedProcess[str]]

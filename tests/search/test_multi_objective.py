@@ -23,15 +23,16 @@ from torch import nn
 from objectives.costs import count_parameters, measure_latency
 from search.config import config_from_dict
 from search.errors import ConfigError
-from search.multi_objective import MultiObjectivePruning
-from search.pareto import dominates, front_of
-from search.record import (
+from search.pruning import MultiObjectivePruning
+from search.trial import (
     EPOCHS,
     LATENCY,
     LATENCY_MS,
     NUM_PARAMS,
     REASON,
     SPARED_BY_COST,
+    dominates,
+    front_of,
     running_value,
 )
 from tests.conftest import MICRO_TOY, cli_env, deep_update, run_search

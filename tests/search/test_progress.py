@@ -8,7 +8,7 @@ import io
 import optuna
 from optuna.distributions import FloatDistribution
 
-from search.progress import TrialPrinter, finished_rank
+from search.readout import TrialPrinter, finished_rank
 
 
 def finished_trial(study: optuna.Study, value: float, at: dt.datetime) -> optuna.trial.FrozenTrial:

@@ -12,11 +12,10 @@ import yaml
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from search.algorithms import build_pruner
 from search.config import PrunerSection
 from search.errors import ConfigError
-from search.pruning import CurvePercentilePruner
-from search.record import SPARED_WHILE_IMPROVING
+from search.pruning import CurvePercentilePruner, build_pruner
+from search.trial import SPARED_WHILE_IMPROVING
 
 
 def _curve(

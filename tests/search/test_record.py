@@ -14,14 +14,8 @@ from typing import Any
 import optuna
 import pytest
 
-from search.record import (
-    EPOCHS,
-    EPOCHS_PART_BYTES,
-    TrialRecord,
-    TrialWriter,
-    epochs_key,
-    trial_epochs,
-)
+from search.study import TrialWriter
+from search.trial import EPOCHS, EPOCHS_PART_BYTES, TrialRecord, epochs_key, trial_epochs
 
 
 def bert_epochs(count: int, seed: int = 0) -> list[dict[str, Any]]:

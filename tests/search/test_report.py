@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from PIL import Image, ImageStat
 
 from search.config import config_from_dict
-from search.report import render_report as write_report
+from search.readout import render_report as write_report
 from search.study import optimize_study as run_study
 from tests.conftest import MICRO_TOY, PRUNED_STUDY, cli_env, deep_update
 

@@ -14,10 +14,9 @@ from optuna.trial import TrialState
 
 from search.cli import main
 from search.config import config_from_dict, load_config
-from search.record import TRAINING_SEED as TRAINING_SEED_ATTR
-from search.retrain import plan_retrain, retrain, run_seeds
-from search.stats import NO_DIFFERENCE
+from search.retrain import NO_DIFFERENCE, plan_retrain, retrain, run_seeds
 from search.study import open_study
+from search.trial import TRAINING_SEED as TRAINING_SEED_ATTR
 from tests.conftest import REPO
 
 # One fixed micro configuration (about half a second per seed on one core).

@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 
 from search.config import config_from_dict
-from search.space import distributions, grid, sample_params
+from search.trial import distributions, grid, sample_params
 
 
 def config():

@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from search.stats import (
+from search.retrain import (
     BETTER,
     NO_DIFFERENCE,
     WORSE,

@@ -156,7 +156,7 @@ def test_diverged_trial_is_pruned_with_its_reason(
     from objectives.registry import register_objective
     from objectives.specs import TOY_TRANSFORMER, BuildRequest
     from objectives.toy_transformer import ToyTransformer, loop_data, make_task
-    from search.bridge import run_trial
+    from search.study import run_trial
 
     def build(request: BuildRequest) -> TrainingJob:
         splits = make_task(request.data, 0)  # type: ignore[arg-type]

@@ -21,11 +21,11 @@ from objectives.loop import evaluate
 from objectives.specs import ToyDataConfig
 from objectives.toy_transformer import load_toy_model, loop_data, make_task
 from search.config import config_from_dict
-from search.delete import delete_study
 from search.errors import StudyError
-from search.export import export_model
-from search.record import running_value
+from search.readout import export_model
+from search.study import delete_study
 from search.study import optimize_study as run_study
+from search.trial import running_value
 from storage.artifacts import (
     BEST_CHECKPOINT_PREFIX,
     all_artifacts,
