@@ -3,7 +3,7 @@
 ``study_configs/toy_transformer_pareto.yaml`` (the toy's hard regime, ``[val_accuracy,
 num_params]``, TPE, a size budget of 100k parameters) run two ways with the same seeds, side by
 side in one run: no pruner and no early stopping; the config's own median rule on the
-validation-accuracy curve (with the Pareto-front exception, ``search/multi_objective.py``) plus
+validation-accuracy curve (with the Pareto-front exception of ``search.pruning``) plus
 early stopping. Per seed: the hypervolume of the front (validation accuracy from 0 up, parameters
 from the budget down, normalised to [0, 1] x [0, 1]) and the epochs trained.
 Targets: hypervolume with pruning >= 90 % of without (ratio of medians) while training <= 60 % of

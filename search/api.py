@@ -1,6 +1,6 @@
 """The public Python API, importable from ``search``: the CLI's commands as typed functions.
 
-Each function takes the same preparation step as its command (``search/prepare.py``): a bad
+Each function takes the same preparation step as its command (``search/study/_prepare.py``): a bad
 storage URL, sampler argument, model name, data file or device raises one clear error up front
 (:class:`~search.errors.ConfigError`, ``StorageError`` or ``ObjectiveError``, all one line)
 instead of failing every trial.
@@ -57,7 +57,7 @@ def run_study(
     ``cuda``, ``cuda:N``) with ``workers`` processes sharing the budget, or ``devices``
     (``"cuda:0,cuda:1"``, ``"cpu,cpu"``) with ``trials_per_device`` workers on each.
     ``on_trial(study, trial)`` is called after each trial (it must be picklable with several
-    workers). ``progress`` shows training inside trials (``search.live``). Returns what the
+    workers). ``progress`` shows training inside trials (``search.study``). Returns what the
     call did; rerunning resumes.
     """
     if workers is not None and workers < 1:

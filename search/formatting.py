@@ -1,6 +1,6 @@
 """Numbers and tables for people: the one place where stored values are rounded for display.
 
-Stored values keep full precision (``search/record.py``); every readout (``show``, ``list``, the
+Stored values keep full precision (``search.trial``); every readout (``show``, ``list``, the
 progress lines, ``report``, ``retrain``) renders them with :func:`number`: four decimals, or
 three significant digits for values too small or too large for that (a loss of 4e-05).
 """

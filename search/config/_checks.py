@@ -202,7 +202,7 @@ def with_defaults(config: StudyConfig) -> StudyConfig:
 
 
 # Pruners that can judge the training metric's curve of a multi-objective study (its curves live
-# in the ``epochs`` record, not in Optuna's intermediate values; ``search/multi_objective.py``).
+# in the ``epochs`` record, not in Optuna's intermediate values; ``search.pruning``).
 MULTI_OBJECTIVE_PRUNERS = ("median", "percentile", "none")
 
 

@@ -4,7 +4,7 @@ Optuna refuses ``trial.report`` and ``should_prune`` in a study with several obj
 TPE sampler fails once such a trial carries intermediate values. So a multi-objective study keeps
 each trial's curve only in the ``epochs`` record and decides on pruning here:
 
-1. The configured rule (median or percentile, ``search/pruning.py``) judges the first metric's
+1. The configured rule (median or percentile, ``_rules.py``) judges the first metric's
    curve -- the training metric -- against the complete trials' curves of the same metric, as
    in a single-objective study.
 2. A trial that rule would cut is spared when its cost metrics, known before training
@@ -44,7 +44,7 @@ def curve_of(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[int, float]
 def curve_rule(section: PrunerSection) -> CurvePercentilePruner | None:
     """The configured median or percentile pruner as hpsearch's curve rule (``none``: None).
 
-    ``judge`` defaults to ``best``, as everywhere in hpsearch (``search/pruning.py``).
+    ``judge`` defaults to ``best``, as everywhere in hpsearch (``search/pruning/_rules.py``).
     """
     if section.name == "none":
         return None

@@ -24,8 +24,8 @@ finds the slow corner an unpruned study finds (``benchmarks/RESULTS-warmup.md``,
 With ``spare: K`` hpsearch's trial runner lets the first K trials the rule would cut while
 their best so far is still improving (by at least ``SPARE_GAIN`` of it over the last
 ``PACE_STEPS`` steps) run on, unjudged, to their end or their early stop
-(``search/bridge.py``; the count is study-wide, read from the trials' ``spared_while_improving``
-attr). A trial that has stopped improving is cut as before.
+(``search.study``'s trial runner; the count is study-wide, read from the trials'
+``spared_while_improving`` attr). A trial that has stopped improving is cut as before.
 
 ``leaders`` (trials, 0 = off) keeps a trial behind the bar while it is on the pace of one of
 the study's ``leaders`` best complete trials: its value at the step is no worse than the slowest
@@ -122,7 +122,7 @@ class CurvePercentilePruner(BasePruner):
         """The rule on plain curves (step -> value): ``curve`` against complete ``peers``.
 
         A multi-objective study keeps its curves in the ``epochs`` record rather than in
-        Optuna's intermediate values, and asks this directly (``search/multi_objective.py``).
+        Optuna's intermediate values, and asks this directly (``_multi_objective.py``).
         """
         step = max(curve) if curve else None
         if step is None or step <= self.n_warmup_steps:

@@ -2,7 +2,7 @@
 
 It samples the trial's parameters, asks the objective to build model and data for them
 (``spec.build``), trains with the one loop, reports the study metric after every epoch, prunes
-when the pruner says so, and records what a trial records (``search/record.py``): per-epoch
+when the pruner says so, and records what a trial records (``search/trial/_keys.py``): per-epoch
 ``epochs``, ``best_epoch``, the best epoch's test metrics, and a ``reason`` for every trial that
 did not simply run all its epochs. Its files (epoch table, curves, checkpoint) go to the artifact
 store.
@@ -242,7 +242,7 @@ def _run(
 
 class _SpareWhileImproving:
     """``pruner.args.spare``: let the first K trials the rule would cut while still improving
-    run on, unjudged (``search/pruning.py``). One per trial; the count is study-wide."""
+    run on, unjudged (``search/pruning/_rules.py``). One per trial; the count is study-wide."""
 
     def __init__(self, rule: CurvePercentilePruner, maximize: bool) -> None:
         self.rule = rule

@@ -77,7 +77,7 @@ def optimize_study(
 ) -> RunSummary:
     """Run trials until the study holds ``n_trials`` finished ones (or time / failures stop it).
 
-    One worker per slot: ``slots`` (from ``search.devices``) places each on its device; without
+    One worker per slot: ``slots`` (from ``search.study``) places each on its device; without
     it, ``workers`` slots on ``device`` (``cuda`` spreads them over the visible GPUs).
     """
     slots = list(slots) if slots else spread(device, workers)

@@ -300,7 +300,7 @@ class Outcomes:
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
     """The best complete trial, or None when no trial has completed or the study has several
-    metrics (it has a Pareto front instead: ``search/multi_objective.py``)."""
+    metrics (it has a Pareto front instead: ``search/pruning/_multi_objective.py``)."""
     if len(study.directions) > 1:
         return None
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

@@ -1,4 +1,4 @@
-"""search.stats against values computed by hand (t-table quantiles, closed-form p-values).
+"""search.retrain's statistics against values computed by hand (t-table quantiles, closed-form p-values).
 
 For 2 degrees of freedom the two-sided p-value of Student's t has a closed form,
 ``p = 1 - |t| / sqrt(t**2 + 2)``, which the paired-test cases below use.
