@@ -4,6 +4,11 @@
 (bottom) never reach up or sideways, and ``objectives`` stays free of Optuna so a training run
 knows nothing of studies. Modules do not import each other in a circle: an import cycle works
 only by the order in which modules happen to be loaded, and breaks when that order changes.
+
+Inside ``search`` the concept packages are stacked too (``SEARCH_ORDER``, top first): a package
+imports only those below it. A module whose name starts with one underscore is private to its
+package: nothing outside that package imports it, tests and benchmarks included (they use the
+names the package's ``__init__`` re-exports). No module is over ``MAX_LINES`` lines.
 """
 
 from __future__ import annotations
@@ -22,6 +27,32 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "storage": frozenset({"search", "objectives"}),
     "objectives": frozenset({"search", "storage", "optuna"}),
 }
+
+# Inside ``search``, top first: each may import only those after it. ``cli`` takes
+# ``search.__main__`` (``python -m search``); ``api`` the loose ``search`` and ``search.api``; ``base`` the loose modules every
+# layer uses (``errors``, ``version``, ``formatting``).
+SEARCH_ORDER = (
+    "cli",
+    "api",
+    "retrain",
+    "readout",
+    "study",
+    "pruning",
+    "trial",
+    "config",
+    "base",
+)
+SEARCH_LOOSE = {
+    "search": "api",
+    "search.__main__": "cli",
+    "search.api": "api",
+    "search.errors": "base",
+    "search.version": "base",
+    "search.formatting": "base",
+}
+MAX_LINES = 400
+# Folders whose Python files may import the product; checked for private imports too.
+CONSUMERS = ("tests", "benchmarks")
 
 # Design notes outside the repository; spelled in two parts so this file does not cite them.
 OUTSIDE_DOC = "DESIGN" + ".md"
@@ -243,9 +274,9 @@ def test_the_cycle_finder_finds_a_cycle_and_only_a_cycle() -> None:
 
 def test_relative_imports_resolve_against_the_files_package() -> None:
     init = REPO / "search" / "config" / "__init__.py"
-    module = REPO / "search" / "config" / "load.py"
-    assert _resolve_relative(init, "schema", 1) == "search.config.schema"
-    assert _resolve_relative(module, "schema", 1) == "search.config.schema"
+    module = REPO / "search" / "config" / "_load.py"
+    assert _resolve_relative(init, "_schema", 1) == "search.config._schema"
+    assert _resolve_relative(module, "_schema", 1) == "search.config._schema"
     assert _resolve_relative(module, "errors", 2) == "search.errors"
     assert _resolve_relative(module, None, 1) == "search.config"
 
@@ -271,3 +302,118 @@ def test_no_file_cites_design_notes_outside_the_repository() -> None:
         f"these lines cite {OUTSIDE_DOC}, which is not in the repository; cite "
         "docs/architecture.md (or say it in place):\n" + "\n".join(citing)
     )
+
+
+def search_layer(module: str) -> str | None:
+    """The layer of a ``search`` module (``SEARCH_ORDER``), None outside ``search``."""
+    if module in SEARCH_LOOSE:
+        return SEARCH_LOOSE[module]
+    parts = module.split(".")
+    if parts[0] != "search" or len(parts) < 2:
+        return None
+    if parts[1] not in SEARCH_ORDER:
+        raise AssertionError(f"{module} is in no layer: add its package to SEARCH_ORDER")
+    return parts[1]
+
+
+def test_search_packages_import_only_the_layers_below_them() -> None:
+    rank = {layer: index for index, layer in enumerate(SEARCH_ORDER)}
+    violations: list[str] = []
+    for path in source_files():
+        source = module_name(path)
+        layer = search_layer(source)
+        if layer is None:
+            continue
+        for found in imports_of(path):
+            target = search_layer(found.target) if found.target.startswith("search") else None
+            if target is None or target == layer:
+                continue
+            if rank[target] < rank[layer]:
+                kind = " (TYPE_CHECKING)" if found.type_checking else ""
+                violations.append(f"{found.where}: {layer} imports {found.target} ({target}){kind}")
+    assert not violations, (
+        "search's packages import only downwards ("
+        + " > ".join(SEARCH_ORDER)
+        + "):\n"
+        + "\n".join(violations)
+    )
+
+
+def private_owner(module: str) -> str | None:
+    """The package that owns ``module`` when a part of its name is private (``_x``), else None."""
+    parts = module.split(".")
+    for index, part in enumerate(parts):
+        if part.startswith("_") and not part.startswith("__"):
+            return ".".join(parts[:index])
+    return None
+
+
+def test_private_modules_are_imported_only_inside_their_package() -> None:
+    files = [*source_files()]
+    for folder in CONSUMERS:
+        files.extend(
+            p for p in sorted((REPO / folder).rglob("*.py")) if "__pycache__" not in p.parts
+        )
+    modules = {module_name(path) for path in source_files()}
+    violations: list[str] = []
+    for path in files:
+        source = module_name(path)
+        for found in imports_of(path):
+            if found.target.split(".")[0] not in PACKAGES:
+                continue
+            named = [f"{found.target}.{name}" for name in found.names]
+            targets = [found.target, *(name for name in named if name in modules)]
+            for target in targets:
+                owner = private_owner(target)
+                if owner and not (source == owner or source.startswith(owner + ".")):
+                    violations.append(f"{found.where}: imports {target}, private to {owner}")
+    assert not violations, (
+        "private modules (a leading underscore) are for their own package; import the "
+        "package's re-exported names instead:\n" + "\n".join(violations)
+    )
+
+
+def test_the_layer_helpers_read_names_right() -> None:
+    assert private_owner("search.study._runner") == "search.study"
+    assert private_owner("search.study") is None
+    assert private_owner("search.__main__") is None
+    assert search_layer("search.cli._run") == "cli"
+    assert search_layer("search.formatting") == "base"
+    assert search_layer("objectives.loop") is None
+
+
+def test_every_search_package_says_what_it_offers() -> None:
+    """Each package's ``__init__`` lists its public names in ``__all__``, each of them bound."""
+    missing: list[str] = []
+    for init in sorted((REPO / "search").glob("*/__init__.py")):
+        tree = ast.parse(init.read_text(encoding="utf-8"))
+        exported: list[str] = []
+        bound: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and any(
+                isinstance(target, ast.Name) and target.id == "__all__" for target in node.targets
+            ):
+                exported = list(ast.literal_eval(node.value))
+            elif isinstance(node, ast.ImportFrom):
+                bound.update(alias.asname or alias.name for alias in node.names)
+            elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+                bound.add(node.name)
+            elif isinstance(node, ast.Assign):
+                bound.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        where = init.relative_to(REPO)
+        if not exported:
+            missing.append(f"{where}: no __all__")
+        missing.extend(
+            f"{where}: __all__ names {name}, never bound" for name in exported if name not in bound
+        )
+    assert not missing, "\n".join(missing)
+
+
+def test_no_search_module_is_over_the_line_limit() -> None:
+    long = [
+        f"{path.relative_to(REPO)}: {count} lines"
+        for path in source_files()
+        if module_name(path).split(".")[0] == "search"
+        and (count := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    ]
+    assert not long, f"modules over {MAX_LINES} lines; split them along a seam:\n" + "\n".join(long)

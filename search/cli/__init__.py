@@ -31,6 +31,8 @@ from search.errors import USER_ERRORS, WorkerError
 from search.study import apply_command_policy, prefer_passive_threads
 from search.version import __version__
 
+__all__ = ["build_parser", "entry_point", "main"]
+
 Command = Callable[[argparse.Namespace], int]
 COMMAND_MODULES = (
     _run,
