@@ -2,9 +2,9 @@
 
 This package is the only place that reads YAML for settings. Every problem is a
 :class:`~search.errors.ConfigError` whose message is one line naming the file, the key path and
-the bad value. Modules: ``schema`` (the sections), ``yaml_text`` (parsing with the number rule),
-``overrides`` (``--set``), ``checks`` (rules across keys and the objective's parameters),
-``load`` (file -> config), ``drift`` (what changed between two configs).
+the bad value. Modules: ``_schema`` (the sections), ``_yaml_text`` (parsing with the number rule),
+``_overrides`` (``--set``), ``_checks`` (rules across keys and the objective's parameters),
+``_load`` (file -> config), ``_drift`` (what changed between two configs).
 """
 
 from search.config._checks import param_values

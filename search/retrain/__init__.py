@@ -11,6 +11,11 @@ Runs are ordinary studies in the storage, named ``<source study>/retrain`` and
 ``training_seed``. Rerunning the same command resumes: seeds with a finished trial are not
 trained again. The seeds are ``study.seed + 1 ... study.seed + K``, never the seed the search
 itself trained with, so the winner's lucky draw in the search does not count a second time.
+
+Modules: ``_plan`` (configs, seeds, study names), ``_runs`` (one enqueued trial per seed,
+resumable), ``_result`` (spread and paired comparison), ``_stats`` (mean, confidence interval,
+paired t-test), ``_output`` (tables, result file) and ``_audit`` (``hpsearch audit``: a study's
+pruned and early-stopped trials trained again to full length, the same machinery).
 """
 
 from search.retrain._audit import DEFAULT_AUDIT_TRIALS, run_audit
