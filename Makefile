@@ -25,11 +25,16 @@ $(STAMP): pyproject.toml constraints.txt
 study: $(STAMP)
 	$(HPSEARCH) run $(CONFIG) --workers $(WORKERS)
 
+# The suite runs on one xdist worker per core (2 here): a file's tests stay on one worker, and
+# the groups in tests/conftest.py (XDIST_GROUPS) share one. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+PYTEST := $(OFFLINE) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
 test: $(STAMP)
-	$(OFFLINE) $(PY) -m pytest
+	$(PYTEST)
 
 test-fast: $(STAMP)
-	$(OFFLINE) $(PY) -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 dashboard: $(STAMP)
 	$(HPSEARCH) dashboard

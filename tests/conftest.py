@@ -69,6 +69,38 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
+# `make test` runs the suite on several xdist workers (`-n`, `--dist loadgroup`). A file's tests
+# stay on one worker, so a module-scoped fixture (a finished study, a started server) runs once.
+# The files in one of these groups share a worker too: the tests that kill, signal or wait on
+# heartbeats never run beside each other, and the self-started password-checking servers start
+# once for all the files that need them.
+XDIST_GROUPS: dict[str, tuple[str, ...]] = {
+    "signals": ("test_reliability.py", "test_resume.py", "test_proxy.py"),
+    "password-servers": ("test_postgres.py", "test_mariadb.py", "test_deploy.py"),
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under xdist each worker is one process per core: one torch thread each, not one per core."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with its xdist group: its file's, or its file's group's."""
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        group = next(
+            (name for name, files in XDIST_GROUPS.items() if item.path.name in files),
+            item.path.relative_to(REPO).as_posix(),
+        )
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def cli_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")

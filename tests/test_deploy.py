@@ -333,6 +333,7 @@ def test_dockerfile_pins_the_makefiles_torch() -> None:
     assert f"torch=={pin.group(1)}" in (KUBERNETES / "Dockerfile").read_text()
 
 
+@pytest.mark.slow
 def test_two_job_pods_share_one_study(postgres_url: str, tmp_path: Path) -> None:
     pod = the("Job")["spec"]["template"]["spec"]
     (container,) = pod["containers"]
@@ -440,6 +441,7 @@ def script_default_config() -> Path:
     return REPO / match.group(1)
 
 
+@pytest.mark.slow
 def test_two_slurm_array_tasks_share_one_study(
     password_postgres_server: Server, tmp_path: Path
 ) -> None:

@@ -140,6 +140,7 @@ def test_workers_on_two_hosts_run_one_study(
     assert all(len(t.user_attrs["epochs"]) == 1 for t in trials)
 
 
+@pytest.mark.slow
 def test_a_test_host_cannot_reach_the_servers_loopback(network: Network, tmp_path: Path) -> None:
     """The namespaces really are other hosts: the root namespace's 127.0.0.1 is not theirs."""
     with proxy(f"sqlite:///{tmp_path / 'hp.db'}", tmp_path) as url:  # on 127.0.0.1

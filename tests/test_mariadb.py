@@ -33,6 +33,7 @@ def write(folder: Path, storage: str, changes: dict | None = None) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_workers_on_mariadb_reach_exactly_n_trials(
     mariadb_url: str, run_cli: Run, tmp_path: Path
 ) -> None:

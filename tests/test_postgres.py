@@ -42,6 +42,7 @@ def start(*args: str, cwd: Path) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.slow
 def test_workers_on_postgres_reach_exactly_n_trials(
     postgres_url: str, run_cli: Run, tmp_path: Path
 ) -> None:

@@ -24,6 +24,7 @@ def test_hypervolume_of_known_fronts() -> None:
     assert pareto.hypervolume([(0.8, 25.0), (0.9, 50.0)], budget) == pytest.approx(0.6 + 0.1 * 0.5)
 
 
+@pytest.mark.slow
 def test_pareto_figure_at_smoke_size(tmp_path: Path) -> None:
     settings = Settings(mode="smoke", threads=1, jobs=1, data_dir=None, workdir=str(tmp_path))
     specs = pareto.specs(settings)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -22,6 +23,7 @@ AUDITED_STUDY = {
 }
 
 
+@pytest.mark.slow
 def test_audit_trains_stopped_trials_to_full_length_with_the_same_seed(
     run_cli: Callable[..., Any], write_config: Callable[..., Path], tmp_path: Path
 ) -> None:

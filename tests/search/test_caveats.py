@@ -41,6 +41,7 @@ def _study(run_cli: Callable[..., Any], write_config: Callable[..., Path], **cha
     return done
 
 
+@pytest.mark.slow
 def test_a_lead_inside_the_noise_of_a_small_validation_set_is_flagged(
     run_cli: Callable[..., Any], write_config: Callable[..., Path], tmp_path: Path
 ) -> None:

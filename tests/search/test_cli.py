@@ -18,6 +18,7 @@ from tests.conftest import REPO, cli_env, digest
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
+@pytest.mark.slow
 def test_run_show_list_export_and_rerun_the_winner(
     write_config: Callable[..., Path], run_cli: Run, tmp_path: Path
 ) -> None:

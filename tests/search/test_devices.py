@@ -104,6 +104,7 @@ def test_placement_from_each_form_of_the_flags() -> None:
 # --------------------------------------------------------------------------- real runs
 
 
+@pytest.mark.slow
 def test_cpu_slots_each_worker_reports_its_slot_and_trials_record_theirs(
     write_config: Callable[..., Path], run_cli: Run, tmp_path: Path
 ) -> None:
@@ -145,6 +146,7 @@ def test_progress_off_prints_only_the_trial_lines(
     assert "[1/1] trial 0    COMPLETE" in done.stdout and " on cpu w0 " in done.stdout
 
 
+@pytest.mark.slow
 def test_on_a_terminal_each_worker_gets_a_live_bar(
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:

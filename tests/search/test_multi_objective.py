@@ -209,6 +209,7 @@ def test_a_small_slow_learner_is_spared_and_a_large_one_pruned(mo_study: tuple[P
     assert small_slow.user_attrs[NUM_PARAMS] < fast[0].user_attrs[NUM_PARAMS]
 
 
+@pytest.mark.slow
 def test_show_export_and_report_read_the_front(
     mo_study: tuple[Path, str], run_cli: Callable[..., Any], tmp_path: Path
 ) -> None:

@@ -252,6 +252,7 @@ SPARE_STUDY: dict[str, Any] = {
 }
 
 
+@pytest.mark.slow
 def test_spare_lets_the_first_improving_trial_run_on_and_cuts_the_rest(
     run_cli: Callable[..., Any], tmp_path: Path
 ) -> None:
