@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
+from objectives.command import NAME as COMMAND_OBJECTIVE
 from objectives.errors import ObjectiveError
 from objectives.specs import BUILTIN_OBJECTIVES, ObjectiveSpec
 
@@ -41,7 +42,7 @@ def register_objective(spec: ObjectiveSpec) -> None:
 
 def objective_names() -> list[str]:
     """Every objective a config may name, sorted: built-in, registered and installed plugins."""
-    return sorted({*BUILTIN_OBJECTIVES, *_REGISTERED, *_entry_points()})
+    return sorted({*BUILTIN_OBJECTIVES, COMMAND_OBJECTIVE, *_REGISTERED, *_entry_points()})
 
 
 def get_objective(name: str) -> ObjectiveSpec:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from typing import Any
 
+from objectives.command import expand_argv
 from search.cli._common import EXIT_OK, add_set, load
 from search.config import dump_yaml
 from search.study import check_buildable
@@ -26,5 +28,9 @@ def validate(args: argparse.Namespace) -> int:
         f"# {args.config}: valid ({config.objective}, {len(config.search)} searched "
         f"parameters, metric {', '.join(config.metrics)})\n"
     )
+    if config.command is not None:
+        shown = {**config.fixed, **{name: f"<{name}>" for name in config.search}}
+        argv = expand_argv(config.command.argv, shown, config.study.seed)
+        sys.stdout.write(f"# a trial runs, in {config.command.cwd}: {shlex.join(argv)}\n")
     sys.stdout.write(dump_yaml(config.to_dict(mask_password=True)))
     return EXIT_OK

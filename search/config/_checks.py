@@ -6,11 +6,16 @@ Each failure is a ConfigError whose message is one line: file, key path, value, 
 from __future__ import annotations
 
 import math
+import os
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from objectives.command import NAME as COMMAND_OBJECTIVE
+from objectives.command import PLACEHOLDER, argv_problem
 from objectives.specs import COST_METRICS, PRE_TRAINING_METRICS, ParamRule, ParamValues
 from search.config._schema import CategoricalSpace, FloatSpace, IntSpace, StudyConfig
 from search.errors import ConfigError
@@ -29,6 +34,8 @@ def check_semantics(config: StudyConfig, source: str) -> None:
     def fail(path: str, message: str) -> None:
         raise ConfigError(one_line(f"{source}: {path}: {message}"))
 
+    if config.objective == COMMAND_OBJECTIVE:
+        _check_command_metrics(config, fail)
     _check_metrics(config, fail)
     _check_cost_constraints(config, fail)
     if config.study.heartbeat_grace <= config.study.heartbeat_interval:
@@ -37,8 +44,13 @@ def check_semantics(config: StudyConfig, source: str) -> None:
             f"must be larger than study.heartbeat_interval ({config.study.heartbeat_interval}), "
             f"got {config.study.heartbeat_grace}",
         )
+    if config.objective == COMMAND_OBJECTIVE:
+        _check_command(config, fail)
     known = ", ".join(spec.params)
     for name, value in config.fixed.items():
+        if config.objective == COMMAND_OBJECTIVE:
+            _check_command_value(f"fixed.{name}", name, value, fail)
+            continue
         rule = spec.params.get(name)
         if rule is None:
             fail(f"fixed.{name}", f"unknown parameter for {spec.name}; known: {known}")
@@ -49,6 +61,11 @@ def check_semantics(config: StudyConfig, source: str) -> None:
         if problem:
             fail(f"fixed.{name}", problem)
     for name, space in config.search.items():
+        if config.objective == COMMAND_OBJECTIVE:
+            if name in config.fixed:
+                fail(f"search.{name}", "is both fixed and searched; remove it from one of them")
+            _check_space(f"search.{name}", space, _ANY_VALUE, fail)
+            continue
         rule = spec.params.get(name)
         if rule is None:
             fail(f"search.{name}", f"unknown parameter for {spec.name}; known: {known}")
@@ -81,6 +98,92 @@ def check_semantics(config: StudyConfig, source: str) -> None:
         config.data_config()
     except ValidationError as e:
         raise ConfigError(_format_data_error(e, source)) from e
+
+
+# A command's parameters are its own: any name, any scalar; only the service's settings have rules.
+_ANY_VALUE = ParamRule(object, None, nullable=True)
+_COMMAND_RULES = {
+    "epochs": ParamRule(int, None, low=1, high=100000),
+    "early_stopping_patience": ParamRule(int, None, low=1, nullable=True),
+}
+
+
+def _check_command_value(path: str, name: str, value: Any, fail: Fail) -> None:
+    rule = _COMMAND_RULES.get(name)
+    if rule is not None:
+        problem = rule.check(value)
+        if problem:
+            fail(path, problem)
+    elif isinstance(value, bool) or value is None or isinstance(value, int | str):
+        pass
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            fail(path, f"must be a finite number, got {value!r}")
+    else:
+        fail(path, f"a command parameter is one scalar (string, number, bool), got {value!r}")
+
+
+def _check_command_metrics(config: StudyConfig, fail: Fail) -> None:
+    command = config.command
+    assert command is not None  # the loader refuses objective: command without it
+    for name in command.metrics:
+        if not name.startswith("val_") or name == "val_":
+            fail(
+                f"command.metrics.{name}",
+                "the metrics a command declares are validation metrics named val_<m> "
+                "(test_<m> values it reports are recorded without being declared)",
+            )
+    for name in config.metrics:
+        if name in PRE_TRAINING_METRICS:
+            fail(
+                "study.metric",
+                f"{name!r} is measured on a built model before training, which a command "
+                "trial does not have; use a metric the command reports, or train_seconds",
+            )
+        if name not in command.metrics and name not in COST_METRICS:
+            fail(
+                "study.metric",
+                f"{name!r} is not among the metrics the command reports; declare it in "
+                f"command.metrics (declared: {', '.join(command.metrics)})",
+            )
+    if config.constraints:
+        fail(
+            "constraints",
+            "constraints bound costs measured on a built model before training; a command "
+            "trial builds no model here, so remove them",
+        )
+
+
+def _check_command(config: StudyConfig, fail: Fail) -> None:
+    command = config.command
+    assert command is not None
+    names = [*config.fixed, *config.search]
+    problem = argv_problem(command.argv, names)
+    if problem:
+        fail("command.argv", problem)
+    cwd = Path(command.cwd)
+    if not cwd.is_dir():
+        fail(
+            "command.cwd",
+            f"{cwd} is not a folder; give the script's folder (relative to the config)",
+        )
+    program = command.argv[0]
+    if PLACEHOLDER.fullmatch(program):
+        fail("command.argv", f"the program itself cannot be a placeholder, got {program!r}")
+    if "/" in program:
+        found = (cwd / program).is_file() and os.access(cwd / program, os.X_OK)
+    else:
+        found = (
+            shutil.which(program, path=command.env.get("PATH", os.environ.get("PATH"))) is not None
+        )
+    if not found:
+        fail(
+            "command.argv",
+            f"executable {program!r} not found (on PATH, or relative to command.cwd {cwd}); "
+            "check its name, or give its path",
+        )
+    if config.data:
+        fail("data", "a command objective has no data section; the command reads its own data")
 
 
 def _check_space(path: str, space: Any, rule: ParamRule, fail: Fail) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from objectives.command import NAME as COMMAND_OBJECTIVE
 from objectives.errors import ObjectiveError
 from objectives.registry import get_objective, objective_names
 from search.config._checks import check_semantics, one_line, with_defaults
@@ -42,18 +43,35 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> StudyConfig:
         )
     for override in overrides:
         apply_override(raw, override)
-    return config_from_dict(raw, source)
+    return config_from_dict(raw, source, folder=file.resolve().parent)
 
 
-def config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> StudyConfig:
-    """Validate raw config data (as parsed from YAML) into a :class:`StudyConfig`."""
+def config_from_dict(
+    raw: Mapping[str, Any], source: str = "<config>", folder: Path | None = None
+) -> StudyConfig:
+    """Validate raw config data (as parsed from YAML) into a :class:`StudyConfig`.
+
+    A command's relative ``cwd`` is resolved against ``folder`` (the config file's folder; the
+    working directory when there is none) and stored absolute.
+    """
     _check_objective_name(raw, source)
+    raw = _absolute_command_cwd(raw, folder or Path.cwd())
     try:
         config = StudyConfig.model_validate(dict(raw))
     except ValidationError as e:
         raise ConfigError(_format_validation_error(e, source)) from e
     check_semantics(config, source)
     return with_defaults(config)
+
+
+def _absolute_command_cwd(raw: Mapping[str, Any], folder: Path) -> Mapping[str, Any]:
+    command = raw.get("command")
+    if raw.get("objective") != COMMAND_OBJECTIVE or not isinstance(command, dict):
+        return raw
+    cwd = command.get("cwd", ".")
+    if not isinstance(cwd, str):
+        return raw  # the schema names the problem
+    return {**raw, "command": {**command, "cwd": str((folder / cwd).resolve())}}
 
 
 def _check_objective_name(raw: Mapping[str, Any], source: str) -> None:
@@ -67,6 +85,13 @@ def _check_objective_name(raw: Mapping[str, Any], source: str) -> None:
             f"{source}: objective: unknown objective {name!r}; "
             f"choose one of {', '.join(objective_names())}"
         )
+    if name == COMMAND_OBJECTIVE:
+        if not isinstance(raw.get("command"), dict):
+            raise ConfigError(
+                f"{source}: command: missing; objective: command needs a `command:` section "
+                "with `argv` and `metrics` (see study_configs/command_pytorch.yaml)"
+            )
+        return
     try:
         get_objective(name)
     except ObjectiveError as e:

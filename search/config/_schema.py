@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from objectives.command import NAME as COMMAND_OBJECTIVE
+from objectives.command import command_spec
 from objectives.registry import get_objective
 from objectives.specs import ObjectiveSpec
 from storage.urls import mask_password as masked
@@ -90,6 +92,18 @@ class Bound(_Section):
     max: float | None = None
 
 
+class CommandSection(_Section):
+    """``objective: command``: the user's own training command, run once per trial."""
+
+    argv: list[str]  # run without a shell; "{name}", "{args}" and "{seed}" are placeholders
+    cwd: str = "."  # relative to the config file when loaded from one; stored absolute
+    env: dict[str, str] = Field(default_factory=dict)
+    # What the command reports: `val_<m>: minimize | maximize`.
+    metrics: dict[str, Literal["minimize", "maximize"]] = Field(min_length=1)
+    timeout_s: float | None = Field(None, gt=0)  # past it: FAIL, reason "timeout"
+    kill_grace_s: float = Field(30.0, ge=0)  # after a stop: time to exit alone, then SIGTERM
+
+
 class StudyConfig(_Section):
     """A whole, validated study config. Build it with :func:`load_config`."""
 
@@ -105,13 +119,17 @@ class StudyConfig(_Section):
     # Bounds on cost metrics known before training (num_params, latency_ms): a proposal outside
     # them is recorded as infeasible without training a step.
     constraints: dict[str, Bound] = Field(default_factory=dict)
+    command: CommandSection | None = None
     # Written by `hpsearch export` / `hpsearch retrain`; accepted and ignored by `run`.
     best: Any = None
     retrain: Any = None
 
     @property
     def spec(self) -> ObjectiveSpec:
-        """The objective's spec (built in, or from a package's ``hpsearch.objectives`` entry)."""
+        """The objective's spec (built in, or from a package's ``hpsearch.objectives`` entry;
+        a command objective's is made from its ``command.metrics``)."""
+        if self.objective == COMMAND_OBJECTIVE:
+            return command_spec(self.command.metrics if self.command is not None else {})
         return get_objective(self.objective)
 
     @property
@@ -162,6 +180,8 @@ class StudyConfig(_Section):
             data.pop("retrain", None)
         if not data.get("constraints"):
             data.pop("constraints", None)
+        if data.get("command") is None:
+            data.pop("command", None)
         if mask_password:
             data["study"]["storage"] = masked(data["study"]["storage"])
         return data

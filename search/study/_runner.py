@@ -16,6 +16,7 @@ from typing import Any
 
 import optuna
 
+from objectives.command import NAME as COMMAND_OBJECTIVE
 from objectives.loop import (
     EpochRecord,
     LoopResult,
@@ -31,6 +32,7 @@ from objectives.specs import BuildRequest
 from search.config import StudyConfig
 from search.formatting import params_text
 from search.pruning import CurvePercentilePruner, MultiObjectivePruning, curve_of
+from search.study._command import run_command_trial
 from search.study._devices import Slot
 from search.study._live import TrialProgress
 from search.study._process import interrupt_requested, stop_at_safe_point
@@ -113,16 +115,11 @@ def _run(
 ) -> float | list[float]:
     params = sample_params(trial, config)
     metric = config.metric
-    settings = loop_settings(params, config)
     seed = training_seed_of(trial)
     seed = config.study.seed if seed is None else seed
     chain = chain_of(trial)
     if chain.previous is not None:
         writer.clear_inherited()  # a heartbeat retry starts with the dead trial's results
-    resume = TrialResume.of(trial, chain, config, params, seed) if config.artifacts.resume else None
-    state, why_not = resume.load() if resume is not None else (None, None)
-    if why_not:
-        writer.note(f"{why_not}: trained from epoch 1")
 
     several = MultiObjectivePruning(config) if config.multi_objective else None
     costs: dict[str, float] = {}
@@ -139,6 +136,14 @@ def _run(
         if verdict.spared:
             trial.set_user_attr(SPARED_BY_COST, epoch)
         return verdict.prune
+
+    if config.objective == COMMAND_OBJECTIVE:
+        return run_command_trial(trial, config, params, seed, chain, writer, should_prune)
+    settings = loop_settings(params, config)
+    resume = TrialResume.of(trial, chain, config, params, seed) if config.artifacts.resume else None
+    state, why_not = resume.load() if resume is not None else (None, None)
+    if why_not:
+        writer.note(f"{why_not}: trained from epoch 1")
 
     def on_epoch(record: EpochRecord, improved: bool) -> None:
         row = record.to_dict()

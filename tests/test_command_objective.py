@@ -1,0 +1,356 @@
+"""``objective: command``: the user's own script as the trial, with real child processes.
+
+One study runs a script whose behaviour each enqueued trial picks (``mode``): a good run, no
+metrics, a crash, an out-of-memory message, a stubborn child that ignores SIGTERM and leaves a
+grandchild, an early stop through ``hpsearch_client``, a divergence, a 2 MB line. The CLI runs
+as a subprocess on a real SQLite file; every assertion reads the storage or the child's files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import FrozenTrial, TrialState
+
+from objectives.command import expand_argv, parse_report, report_of_line
+from tests.conftest import REPO, cli_env
+from tests.test_reliability import finish, start
+
+SCRIPT = textwrap.dedent(
+    r"""
+    import json, os, signal, subprocess, sys, time
+    from pathlib import Path
+
+    sys.path.insert(0, sys.argv[1])  # where hpsearch_client.py is
+    import hpsearch_client as hp
+
+    args = dict(a[2:].split("=", 1) for a in sys.argv[2:] if a.startswith("--") and "=" in a)
+    mode, out = args["mode"], Path(args["out"])
+    trial = os.environ["HPSEARCH_TRIAL_NUMBER"]
+    (out / f"argv-{trial}.json").write_text(json.dumps(sys.argv[2:]))
+    (out / f"env-{trial}.json").write_text(json.dumps(dict(os.environ)))
+
+    def line(step, **metrics):
+        print("HPSEARCH " + json.dumps({"step": step, **metrics}), flush=True)
+
+    if mode == "good":
+        for step, loss in enumerate([0.9, 0.5, 0.3], start=1):
+            line(step, val_loss=loss, train_loss=loss + 0.1, test_accuracy=1 - loss)
+    elif mode == "nometrics":
+        print("training... done, forgot to report")
+    elif mode == "crash":
+        print("boom: the data loader broke", file=sys.stderr)
+        sys.exit(3)
+    elif mode == "oom":
+        print("RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB", file=sys.stderr)
+        sys.exit(1)
+    elif mode == "stubborn":
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        (out / f"grandchild-{trial}").write_text(str(child.pid))
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        line(1, val_loss=50.0)  # over the threshold pruner's bound: pruned
+        time.sleep(120)
+    elif mode == "early":
+        for step, loss in enumerate([0.4, 0.6, 0.7, 0.8, 0.9], start=1):
+            if hp.report(step, val_loss=loss):
+                (out / f"saved-{trial}").write_text(str(step))
+                break
+    elif mode == "diverge":
+        line(1, val_loss=0.5)
+        line(2, val_loss=float("nan"))
+        time.sleep(120)
+    elif mode == "bigline":
+        sys.stdout.write("x" * 2_000_000)
+        sys.stdout.write("\r progress 50%\r progress 100%\n")
+        sys.stdout.buffer.write(b"\xff\xfe binary junk\n")
+        sys.stdout.flush()
+        line(1, val_loss=0.2)
+        line(1, val_loss=0.1)  # a step already recorded: ignored
+        line(2, val_loss=0.25)
+    """
+)
+
+MODES = ["good", "nometrics", "crash", "oom", "stubborn", "early", "diverge", "bigline"]
+TEXT = "a b 'c' \"d\" $HOME * ; e"
+
+
+def write_study(folder: Path, argv: list[str], **extra: Any) -> Path:
+    config: dict[str, Any] = {
+        "study": {
+            "name": "cmd",
+            "storage": f"sqlite:///{folder / 'hp.db'}",
+            "metric": "val_loss",
+            "n_trials": extra.pop("n_trials", 1),
+            "max_consecutive_failures": 20,
+        },
+        "sampler": {"name": "random", "args": {}},
+        "pruner": {"name": "threshold", "args": {"upper": 10.0}},
+        "objective": "command",
+        "command": {
+            "argv": argv,
+            "metrics": {"val_loss": "minimize"},
+            "kill_grace_s": 0.5,
+            **extra.pop("command", {}),
+        },
+        **extra,
+    }
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def trials_of(folder: Path) -> list[FrozenTrial]:
+    study = optuna.load_study(study_name="cmd", storage=f"sqlite:///{folder / 'hp.db'}")
+    return sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by init) counts as gone.
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "zombie" not in status.read_text()
+
+
+@pytest.mark.slow
+def test_every_outcome_of_a_command_trial_is_recorded_like_a_built_in_ones(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "train.py").write_text(SCRIPT)
+    out = tmp_path / "out"
+    out.mkdir()
+    config = write_study(
+        tmp_path,
+        [sys.executable, "train.py", str(REPO), "{args}", "--raw", "{text}"],
+        n_trials=len(MODES),
+        fixed={
+            "out": str(out),
+            "text": TEXT,
+            "tiny": 1.2345678901234567e-05,
+            "flag": True,
+            "early_stopping_patience": 2,
+        },
+        search={"mode": {"type": "categorical", "choices": MODES}},
+        enqueue=[{"mode": mode} for mode in MODES],
+    )
+    env = cli_env()
+    storage = f"sqlite:///{tmp_path / 'hp.db'}"
+    env.update(PGPASSWORD="hunter2", HPSEARCH_STORAGE=storage, JOB_DB=storage)
+    done = subprocess.run(
+        [sys.executable, "-m", "search", "run", str(config), "--workers", "1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    by_mode = {t.params["mode"]: t for t in trials_of(tmp_path)}
+    assert set(by_mode) == set(MODES)
+
+    good = by_mode["good"]
+    assert good.state == TrialState.COMPLETE and good.value == 0.3
+    assert [e["epoch"] for e in good.user_attrs["epochs"]] == [1, 2, 3]
+    assert good.user_attrs["epochs"][0]["train_loss"] == 1.0
+    assert good.user_attrs["best_epoch"] == 3
+    assert good.user_attrs["test_accuracy"] == pytest.approx(0.7)
+    assert good.intermediate_values == {1: 0.9, 2: 0.5, 3: 0.3}
+    # argv: one element per value, no shell, floats in full precision, booleans as true/false;
+    # {args} passes the command's parameters in config order, never the service's settings.
+    argv = json.loads((out / f"argv-{good.number}.json").read_text())
+    assert argv == [
+        f"--out={out}",
+        f"--text={TEXT}",
+        f"--tiny={1.2345678901234567e-05!r}",  # repr: every digit of the double
+        "--flag=true",
+        "--mode=good",
+        "--raw",
+        TEXT,
+    ]
+    child_env = json.loads((out / f"env-{good.number}.json").read_text())
+    assert "PGPASSWORD" not in child_env and "HPSEARCH_STORAGE" not in child_env
+    assert not [key for key, value in child_env.items() if storage in value]
+    assert json.loads(child_env["HPSEARCH_PARAMS"]) == {
+        "out": str(out),
+        "text": TEXT,
+        "tiny": 1.2345678901234567e-05,
+        "flag": True,
+        "mode": "good",
+    }
+    assert child_env["HPSEARCH_SEED"] == "0" and child_env["PYTHONUNBUFFERED"] == "1"
+    assert Path(child_env["HPSEARCH_CHECKPOINT_DIR"]).is_dir()
+
+    assert by_mode["nometrics"].state == TrialState.FAIL
+    assert by_mode["nometrics"].user_attrs["reason"] == "failed: no metrics reported (exit code 0)"
+    crash = by_mode["crash"].user_attrs["reason"]
+    assert by_mode["crash"].state == TrialState.FAIL
+    assert crash.startswith("failed: the command ended with exit code 3") and "boom" in crash
+    assert by_mode["oom"].state == TrialState.FAIL
+    assert by_mode["oom"].user_attrs["reason"].startswith("out of memory")
+
+    stubborn = by_mode["stubborn"]
+    assert stubborn.state == TrialState.PRUNED
+    assert stubborn.user_attrs["reason"].startswith("pruned at epoch 1: val_loss=50")
+    # It ignored SIGTERM: SIGKILL ended it, and its grandchild died with its group.
+    assert not alive(int((out / f"grandchild-{stubborn.number}").read_text()))
+
+    early = by_mode["early"]
+    assert early.state == TrialState.COMPLETE and early.value == 0.4
+    assert early.user_attrs["reason"].startswith("early_stopped after epoch 3")
+    assert (out / f"saved-{early.number}").read_text() == "3"  # the client said stop at step 3
+
+    diverge = by_mode["diverge"]
+    assert diverge.state == TrialState.PRUNED
+    assert diverge.user_attrs["reason"] == "diverged: non-finite val_loss at epoch 2"
+
+    big = by_mode["bigline"]
+    assert big.state == TrialState.COMPLETE and big.value == 0.2
+    assert [e["val_loss"] for e in big.user_attrs["epochs"]] == [0.2, 0.25]
+    # Every line of the script's own output is in its log.
+    log = next((tmp_path / "hp-artifacts" / "command" / "cmd").glob(f"*/output-{big.number}.log"))
+    assert "progress 100%" in log.read_text()
+
+
+def test_a_shell_script_reports_through_the_metrics_file_exactly(tmp_path: Path) -> None:
+    (tmp_path / "train.sh").write_text(
+        "#!/bin/sh\n"
+        'echo \'{"step": 1, "val_loss": 1.2e-05, "val_count": 888, "val_delta": -3}\' '
+        '>> "$HPSEARCH_METRICS_FILE"\n'
+        "echo 'not a report' >> \"$HPSEARCH_METRICS_FILE\"\n"
+        'printf \'{"step": 2, "val_loss": 3e-05}\' >> "$HPSEARCH_METRICS_FILE"\n'  # no newline
+    )
+    (tmp_path / "train.sh").chmod(0o755)
+    config = write_study(tmp_path, ["./train.sh"])
+    code, _, err = finish(start("run", str(config), cwd=tmp_path))
+    assert code == 0, err
+    (trial,) = trials_of(tmp_path)
+    first, second = trial.user_attrs["epochs"]
+    assert (first["val_loss"], first["val_count"], first["val_delta"]) == (1.2e-05, 888, -3)
+    assert isinstance(first["val_count"], int) and second["val_loss"] == 3e-05
+    assert trial.state == TrialState.COMPLETE and trial.value == 1.2e-05
+
+
+def test_sigterm_to_the_run_reaches_the_child_which_saves_and_the_rerun_finishes(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "train.py").write_text(
+        textwrap.dedent(
+            """
+            import json, os, signal, sys, time
+            from pathlib import Path
+            trial = os.environ["HPSEARCH_TRIAL_NUMBER"]
+            def saved(*_):
+                Path(f"saved-{trial}").write_text("1")
+                sys.exit(0)
+            signal.signal(signal.SIGTERM, saved)
+            print("HPSEARCH " + json.dumps({"step": 1, "val_loss": 0.5}), flush=True)
+            if Path("second-run").exists():
+                sys.exit(0)
+            Path("reported").write_text(trial)
+            time.sleep(120)
+            """
+        )
+    )
+    config = write_study(tmp_path, [sys.executable, "train.py"], command={"kill_grace_s": 30})
+    process = start("run", str(config), cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "reported").exists():  # the child is inside its trial
+        assert process.poll() is None and time.monotonic() < deadline, "never reported"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    code, _, err = finish(process, timeout=120)
+    assert code == 130, err
+    assert (tmp_path / "saved-0").exists()  # SIGTERM reached it at once, not after the grace
+    (first,) = trials_of(tmp_path)[:1]
+    assert first.state == TrialState.FAIL
+    assert first.user_attrs["reason"].startswith("interrupted after epoch 1")
+    (tmp_path / "second-run").write_text("")
+    code, _, err = finish(start("run", str(config), cwd=tmp_path))
+    assert code == 0, err
+    assert [t.state for t in trials_of(tmp_path)] == [TrialState.FAIL, TrialState.COMPLETE]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"argv": []}, "command.argv: empty; give the command as a list"),
+        ({"argv": ["{python}", "train.py"]}, "command.argv: unknown placeholder '{python}'"),
+        ({"argv": ["python3", "--lr={lr}"]}, "command.argv: '--lr={lr}': a placeholder must"),
+        ({"argv": ["no-such-program-xyz"]}, "command.argv: executable 'no-such-program-xyz'"),
+        ({"cwd": "missing-folder"}, "command.cwd:"),
+        ({"metrics": {"val_acc": "maximize"}}, "study.metric: 'val_loss' is not among"),
+        ({"metrics": {"loss": "minimize"}}, "command.metrics.loss: the metrics a command"),
+    ],
+)
+def test_validate_refuses_a_command_that_cannot_run(
+    tmp_path: Path, change: dict[str, Any], expected: str
+) -> None:
+    config = write_study(
+        tmp_path,
+        ["python3", "train.py", "{args}"],
+        command=change,
+        search={"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "search", "validate", str(config)],
+        cwd=tmp_path,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stdout
+    assert done.stderr.count("\n") == 1 and expected in done.stderr, done.stderr
+    assert not (tmp_path / "hp.db").exists()
+
+
+def test_validate_prints_the_command_a_trial_runs(tmp_path: Path) -> None:
+    config = write_study(
+        tmp_path,
+        ["python3", "train.py", "{args}"],
+        fixed={"epochs": 5, "early_stopping_patience": 2, "name": "a b"},
+        search={"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "search", "validate", str(config)],
+        cwd=tmp_path,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"# a trial runs, in {tmp_path}: python3 train.py --epochs=5 '--name=a b' '--lr=<lr>'"
+        in done.stdout
+    )
+
+
+def test_reports_are_parsed_exactly_and_junk_is_output() -> None:
+    assert parse_report('{"step": 3, "val_loss": 1e-05}').metrics == {"val_loss": 1e-05}
+    report = report_of_line('HPSEARCH {"step": 2, "a": -3, "b": 888, "c": NaN, "d": "x"}')
+    assert report is not None and report.step == 2
+    assert report.metrics["a"] == -3 and report.metrics["b"] == 888
+    assert isinstance(report.metrics["b"], int) and report.metrics["c"] != report.metrics["c"]
+    assert "d" not in report.metrics
+    for junk in ('{"step": 0}', '{"step": true}', "[1, 2]", "{oops", '{"val_loss": 1}'):
+        assert parse_report(junk) is None
+    assert report_of_line('hpsearch {"step": 1}') is None  # the prefix is exact
+    assert expand_argv(["x", "{seed}", "{lr}"], {"lr": 0.1 + 0.2}, 7) == [
+        "x",
+        "7",
+        "0.30000000000000004",
+    ]
