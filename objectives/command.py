@@ -25,6 +25,7 @@ import queue
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -46,6 +47,7 @@ SERVICE_PARAMS = ("early_stopping_patience",)
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # The storage URL and database passwords never reach the command.
 HIDDEN_ENV = ("HPSEARCH_STORAGE", "PGPASSWORD", "MYSQL_PWD", "DATABASE_URL")
+WATCHDOG = str(Path(__file__).with_name("command_watchdog.py"))
 OUT_OF_MEMORY = re.compile(r"out of memory|OutOfMemoryError|Cannot allocate memory", re.IGNORECASE)
 
 
@@ -214,8 +216,10 @@ class CommandRun:
     stderr_tail: collections.deque[str] = field(
         default_factory=lambda: collections.deque(maxlen=STDERR_TAIL)
     )
+    grace: float = 30.0  # the watchdog's, when this process dies
     out_of_memory: bool = False
     process: subprocess.Popen[bytes] | None = None
+    _lifeline: int | None = None
     _threads: list[threading.Thread] = field(default_factory=list)
     _log: IO[str] | None = None
     _log_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -227,15 +231,22 @@ class CommandRun:
         self.metrics_file.touch()
         self.control_file.touch()
         self._log = self.log_path.open("w", encoding="utf-8", errors="replace")
-        self.process = subprocess.Popen(
-            self.argv,
-            cwd=self.cwd,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        # The watchdog leads the command's session and takes its group down when this process
+        # dies: the pipe's write end stays here only (not inherited by anything).
+        watched, self._lifeline = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-I", "-S", WATCHDOG, str(watched), str(self.grace), *self.argv],
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                pass_fds=(watched,),
+            )
+        finally:
+            os.close(watched)
         assert self.process.stdout is not None and self.process.stderr is not None
         for stream, on_line in (
             (self.process.stdout, self._stdout),
@@ -339,6 +350,9 @@ class CommandRun:
         with self._log_lock:
             if self._log is not None:
                 self._log.close()
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
         return list(self.pending())
 
     def pending(self) -> Iterator[Report]:

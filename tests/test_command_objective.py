@@ -243,6 +243,7 @@ def test_a_shell_script_reports_through_the_metrics_file_exactly(tmp_path: Path)
     assert trial.state == TrialState.COMPLETE and trial.value == 1.2e-05
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_run_reaches_the_child_which_saves_and_the_rerun_finishes(
     tmp_path: Path,
 ) -> None:
@@ -354,3 +355,61 @@ def test_reports_are_parsed_exactly_and_junk_is_output() -> None:
         "7",
         "0.30000000000000004",
     ]
+
+
+RESUMING = textwrap.dedent(
+    """
+    import json, os, subprocess, sys, time
+    from pathlib import Path
+    start = int(os.environ["HPSEARCH_RESUME_STEP"])
+    Path(f"resume-step-{os.environ['HPSEARCH_TRIAL_NUMBER']}").write_text(str(start))
+    for step in range(start + 1, 5):
+        print("HPSEARCH " + json.dumps({"step": step, "val_loss": 1.0 / step}), flush=True)
+        if step == 2 and not Path("at-2").exists():
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+            Path("at-2.tmp").write_text(json.dumps([os.getpid(), child.pid]))
+            os.replace("at-2.tmp", "at-2")
+            time.sleep(120)
+    """
+)
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_worker_takes_the_script_down_and_the_retry_continues(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "train.py").write_text(RESUMING)
+    config = write_study(tmp_path, [sys.executable, "train.py"])
+    data = yaml.safe_load(config.read_text())
+    data["study"].update(heartbeat_interval=1, heartbeat_grace=2)
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    process = start("run", str(config), cwd=tmp_path)
+    deadline = time.monotonic() + 120
+
+    def at_step_2() -> bool:
+        if not (tmp_path / "at-2").exists() or not (tmp_path / "hp.db").exists():
+            return False
+        running = [t for t in trials_of(tmp_path) if t.state == TrialState.RUNNING]
+        return bool(running) and len(running[0].user_attrs.get("epochs") or []) == 2
+
+    while not at_step_2():  # step 2 is in the storage and the script sleeps after it
+        assert process.poll() is None and time.monotonic() < deadline, "never reached step 2"
+        time.sleep(0.05)
+    script, grandchild = json.loads((tmp_path / "at-2").read_text())
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    while alive(script) or alive(grandchild):  # the watchdog takes the group down
+        assert time.monotonic() < deadline, "the script outlived its worker"
+        time.sleep(0.05)
+    # Not a race: the last heartbeat was written before the kill; after the grace (2 s) the
+    # rerun finds the trial stale for certain, fails it and retries its parameters.
+    time.sleep(2.5)
+    code, _, err = finish(start("run", str(config), cwd=tmp_path))
+    assert code == 0 and err == "", err
+    dead, retry = trials_of(tmp_path)
+    assert dead.state == TrialState.FAIL and retry.state == TrialState.COMPLETE
+    assert (tmp_path / f"resume-step-{retry.number}").read_text() == "2"
+    assert [e["epoch"] for e in retry.user_attrs["epochs"]] == [1, 2, 3, 4]
+    assert retry.user_attrs["resumed_from"] == {"trial": 0, "epoch": 2, "step": 0}
+    assert retry.intermediate_values == {1: 1.0, 2: 0.5, 3: 1 / 3, 4: 0.25}
+    assert retry.value == 0.25 and retry.user_attrs["best_epoch"] == 4

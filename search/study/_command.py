@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from objectives.command import (
     CommandRun,
@@ -37,7 +38,15 @@ from objectives.command import (
 from search.config import StudyConfig
 from search.study._process import interrupt_requested
 from search.study._writer import TrialWriter
-from search.trial import TRAIN_SECONDS, Chain, config_artifact_dir, objective_values
+from search.trial import (
+    BEST_EPOCH,
+    RESUMED_FROM,
+    TRAIN_SECONDS,
+    Chain,
+    config_artifact_dir,
+    objective_values,
+    trial_epochs,
+)
 
 ShouldPrune = Callable[[int], bool]
 
@@ -105,8 +114,12 @@ def run_command_trial(
         log_path=folder / f"output-{trial.number}.log",
         metrics_file=files["metrics"],
         control_file=files["control"],
+        grace=command.kill_grace_s,
     )
     steps = _Steps(trial, config, params, writer, should_prune, run)
+    if chain.previous is not None:
+        steps.continue_from(_previous(trial, chain.previous))
+        run.env["HPSEARCH_RESUME_STEP"] = str(steps.last_step)
     try:
         run.start()
         _follow(run, steps, command.timeout_s)
@@ -125,6 +138,11 @@ def run_command_trial(
         if config.artifacts.keep_checkpoints == "none":
             shutil.rmtree(checkpoints, ignore_errors=True)
     return steps.outcome(run)
+
+
+def _previous(trial: optuna.Trial, number: int) -> FrozenTrial | None:
+    found = trial.study.get_trials(deepcopy=False)
+    return next((t for t in found if t.number == number), None)
 
 
 def _follow(run: CommandRun, steps: _Steps, timeout: float | None) -> None:
@@ -171,6 +189,32 @@ class _Steps:
         self.stop: str | None = None  # pruned, diverged, early_stopped, interrupted, timeout
         self.started = self.last_time = time.monotonic()
         self.missing_noted = False
+
+    def continue_from(self, previous: FrozenTrial | None) -> None:
+        """A retry of a dead trial: its recorded steps become this trial's, stored and reported
+        once, unchanged; the command learns the last one from ``HPSEARCH_RESUME_STEP``."""
+        records = trial_epochs(previous.user_attrs) if previous is not None else []
+        if previous is None or not records:
+            return
+        best_epoch = previous.user_attrs.get(BEST_EPOCH)
+        self.writer.carry_over(records, best_epoch)
+        for row in records:
+            value = row.get(self.metric)
+            if isinstance(value, int | float) and is_finite(value):
+                if not self.config.multi_objective:
+                    self.trial.report(float(value), int(row["epoch"]))
+                if row["epoch"] == best_epoch:
+                    self.best, self.best_step = float(value), int(row["epoch"])
+        self.last_step = int(records[-1]["epoch"])
+        if self.best_step is not None:
+            self.tests[self.best_step] = {
+                k: v
+                for k, v in previous.user_attrs.items()
+                if k.startswith("test_") and v is not None
+            }
+        self.trial.set_user_attr(
+            RESUMED_FROM, {"trial": previous.number, "epoch": self.last_step, "step": 0}
+        )
 
     def record(self, report: Report, decide: bool) -> None:
         if report.step <= self.last_step or self.stop is not None:
