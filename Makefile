@@ -47,7 +47,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# accelerate (which Hugging Face Trainer needs) is for the throughput comparison only.
+# accelerate (which Hugging Face Trainer needs) is a base dependency now; kept for old venvs.
 bench-deps: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt accelerate
 

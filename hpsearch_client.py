@@ -12,6 +12,11 @@ False, so the same script runs by hand.
         if hp.report(epoch, val_loss=val_loss, val_accuracy=val_accuracy):
             break                            # pruned or early-stopped: save if you like, exit 0
 
+With Hugging Face ``Trainer`` (evaluating every epoch), one callback does it all::
+
+    trainer = Trainer(..., callbacks=[hp.HpsearchCallback()])
+    trainer.train(resume_from_checkpoint=hp.last_checkpoint())   # None: a fresh start
+
 Without this module a script prints ``HPSEARCH {"step": 3, "val_loss": 0.41}`` lines itself, or
 appends such JSON lines (without the prefix) to ``$HPSEARCH_METRICS_FILE``.
 """
@@ -25,10 +30,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["checkpoint_dir", "in_trial", "params", "report", "resume_step", "seed"]
+# HpsearchCallback, a transformers.TrainerCallback, is made on first use (module __getattr__).
+__all__ = [
+    "checkpoint_dir",
+    "in_trial",
+    "last_checkpoint",
+    "params",
+    "report",
+    "resume_step",
+    "seed",
+]
 
 PREFIX = "HPSEARCH "
 ANSWER_WAIT_S = 5.0  # how long ``report`` waits for the worker's answer before going on
+# Trainer's evaluation metrics that are timings, not metrics.
+TIMINGS = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second")
 
 
 def in_trial() -> bool:
@@ -56,6 +72,20 @@ def checkpoint_dir() -> Path | None:
 def resume_step() -> int:
     """The last step hpsearch has recorded for this trial's chain (0 when it starts fresh)."""
     return int(os.environ.get("HPSEARCH_RESUME_STEP", "0") or 0)
+
+
+def last_checkpoint() -> str | None:
+    """The newest ``checkpoint-<N>`` folder a ``Trainer`` saved in :func:`checkpoint_dir` (to
+    resume a retried trial), or None."""
+    folder = checkpoint_dir()
+    if folder is None or not folder.is_dir():
+        return None
+    found = [
+        (int(p.name.split("-", 1)[1]), p)
+        for p in folder.glob("checkpoint-*")
+        if p.is_dir() and p.name.split("-", 1)[1].isdigit()
+    ]
+    return str(max(found)[1]) if found else None
 
 
 def report(step: int, **metrics: float) -> bool:
@@ -96,3 +126,59 @@ def _answer(step: int) -> bool:
                 return bool(answer.get("stop"))
         time.sleep(0.02)
     return False  # no answer in time: the script goes on; the worker still decides
+
+
+def _callback_class() -> type:
+    from transformers import TrainerCallback  # only when the callback is used
+
+    class HpsearchCallback(TrainerCallback):  # type: ignore[misc]
+        """Reports each evaluation to hpsearch and stops training when the trial must stop.
+
+        The step is the epoch as an integer from 1; ``eval_loss`` is reported as ``val_loss``
+        and every ``eval_<m>`` as ``val_<m>`` (not the timings). Under ``torchrun`` only rank 0
+        reports, and every rank gets its answer. It never raises: a stop sets
+        ``control.should_training_stop``.
+        """
+
+        def on_evaluate(  # type: ignore[no-untyped-def]
+            self, args, state, control, metrics=None, **kwargs
+        ):
+            if not metrics:
+                return control
+            step = max(1, round(state.epoch or 0))
+            values = {
+                "val_" + name.removeprefix("eval_"): value
+                for name, value in metrics.items()
+                if name.startswith("eval_")
+                and name not in TIMINGS
+                and isinstance(value, int | float)
+            }
+            stop = report(step, **values) if state.is_world_process_zero else False
+            if _same_on_every_rank(stop):
+                control.should_training_stop = True
+            return control
+
+    return HpsearchCallback
+
+
+def _same_on_every_rank(stop: bool) -> bool:
+    """Rank 0's decision, on every rank of a torch.distributed run (itself when there is none)."""
+    try:
+        import torch
+        import torch.distributed as dist
+    except ImportError:
+        return stop
+    if not (dist.is_available() and dist.is_initialized()):
+        return stop
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    flag = torch.tensor([1 if stop else 0], device=device)
+    dist.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HpsearchCallback":
+        cls = _callback_class()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

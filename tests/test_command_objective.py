@@ -413,3 +413,60 @@ def test_kill_9_of_the_worker_takes_the_script_down_and_the_retry_continues(
     assert retry.user_attrs["resumed_from"] == {"trial": 0, "epoch": 2, "step": 0}
     assert retry.intermediate_values == {1: 1.0, 2: 0.5, 3: 1 / 3, 4: 0.25}
     assert retry.value == 0.25 and retry.user_attrs["best_epoch"] == 4
+
+
+@pytest.mark.slow
+def test_a_trainer_script_reports_through_the_callback_and_stops_when_pruned(
+    tmp_path: Path,
+) -> None:
+    """examples/command_trainer/train.py, as shipped: a tiny BERT under Hugging Face Trainer."""
+    script = REPO / "examples" / "command_trainer" / "train.py"
+    config = write_study(
+        tmp_path,
+        [sys.executable, str(script), "{args}"],
+        n_trials=2,
+        command={
+            "metrics": {"val_loss": "minimize", "val_accuracy": "maximize"},
+            "kill_grace_s": 60,
+        },
+        pruner={"name": "threshold", "args": {"upper": 0.5, "n_warmup_steps": 3}},
+        fixed={"epochs": 5, "batch_size": 16},
+        search={"learning_rate": {"type": "categorical", "choices": [2e-3, 1e-5]}},
+        enqueue=[{"learning_rate": 2e-3}, {"learning_rate": 1e-5}],
+    )
+    started = time.monotonic()
+    code, _, err = finish(start("run", str(config), cwd=tmp_path))
+    assert code == 0, err
+    learner, stalled = trials_of(tmp_path)
+    assert learner.state == TrialState.COMPLETE
+    assert learner.user_attrs["epochs"][-1]["val_accuracy"] > 0.9
+    assert set(learner.user_attrs["epochs"][0]) == {"epoch", "val_loss", "val_accuracy", "seconds"}
+    assert stalled.state == TrialState.PRUNED
+    assert stalled.user_attrs["reason"].startswith("pruned at epoch 3: val_loss=")
+    # Told to stop, Trainer ended its own training (its summary line) well before the grace.
+    log = next((tmp_path / "hp-artifacts" / "command" / "cmd").glob("*/output-1.log"))
+    assert "train_runtime" in log.read_text()
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("config", "overrides"),
+    [
+        ("command_pytorch.yaml", ["study.n_trials=2", "fixed.epochs=3"]),
+        ("command_shell.yaml", ["study.n_trials=3"]),
+    ],
+)
+def test_the_shipped_command_examples_run_as_the_readme_says(
+    tmp_path: Path, config: str, overrides: list[str]
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'hp.db'}"
+    flags = [item for override in overrides for item in ("--set", override)]
+    path = str(REPO / "study_configs" / config)
+    code, _, err = finish(start("run", path, "--storage", storage, *flags, cwd=tmp_path))
+    assert code == 0, err
+    study = optuna.load_study(
+        study_name=yaml.safe_load(Path(path).read_text())["study"]["name"], storage=storage
+    )
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+    assert study.best_trial.user_attrs["epochs"]
