@@ -39,6 +39,7 @@ FIGURES = (
     "real_data",
     "resume",
     "sampler_scale",
+    "command",
 )
 # Run order: the epoch-counting studies first (their numbers do not depend on the machine's
 # load, and they take longest), the timed comparisons later, when a shared machine is quieter.
@@ -53,6 +54,7 @@ RUN_ORDER = (
     "throughput",
     "workers",
     "resume",
+    "command",
 )
 # Seconds each figure may take in --quick mode (the whole quick run stays under 15 minutes).
 QUICK_BUDGET_S = {
@@ -66,6 +68,7 @@ QUICK_BUDGET_S = {
     "real_data": 120,
     "resume": 150,
     "sampler_scale": 60,
+    "command": 120,
 }
 
 
@@ -235,6 +238,10 @@ def _dispatch(name: str, names: list[str], settings: Settings) -> list[Figure]:
         from benchmarks import workers
 
         return [workers.run(settings, log)]
+    if name == "command":
+        from benchmarks import command_overhead
+
+        return [command_overhead.run(settings, log)]
     if name in ("pruning", "grid"):
         from benchmarks import grid_vs_search, pruning
         from benchmarks.studies import run_studies

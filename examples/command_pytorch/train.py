@@ -53,6 +53,7 @@ def main() -> None:
                 "train_loss": loss.item(),
                 "val_loss": loss_fn(val_logits, y_val).item(),
                 "val_accuracy": (val_logits.argmax(1) == y_val).float().mean().item(),
+                "test_loss": loss_fn(test_logits, y_test).item(),
                 "test_accuracy": (test_logits.argmax(1) == y_test).float().mean().item(),
             }
         print("HPSEARCH", json.dumps(metrics), flush=True)

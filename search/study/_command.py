@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from objectives.command import (
     CommandRun,
@@ -121,23 +121,59 @@ def run_command_trial(
         steps.continue_from(_previous(trial, chain.previous))
         run.env["HPSEARCH_RESUME_STEP"] = str(steps.last_step)
     try:
-        run.start()
-        _follow(run, steps, command.timeout_s)
-        if steps.stop is not None:
-            told = steps.stop not in ("interrupted", "timeout")  # answered in the control file
-            run.stop(command.kill_grace_s, terminate_first=not told)
-        for report in run.finish():
-            steps.record(report, decide=False)
+        try:
+            run.start()
+            _follow(run, steps, command.timeout_s)
+            if steps.stop is not None:
+                told = steps.stop not in ("interrupted", "timeout")  # answered in the control file
+                run.stop(command.kill_grace_s, terminate_first=not told)
+            for report in run.finish():
+                steps.record(report, decide=False)
+        except BaseException:
+            if run.process is not None and run.exit_code() is None:
+                run.stop(0)
+                run.finish()
+            raise
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        value = steps.outcome(run)
+    except KeyboardInterrupt:
+        raise  # interrupted: its retry continues from the checkpoint folder
     except BaseException:
-        if run.process is not None and run.exit_code() is None:
-            run.stop(0)
-            run.finish()
-        raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-        if config.artifacts.keep_checkpoints == "none":
+        if config.artifacts.keep_checkpoints != "all":
             shutil.rmtree(checkpoints, ignore_errors=True)
-    return steps.outcome(run)
+        raise
+    _keep_checkpoints(trial, config, checkpoints, value)
+    return value
+
+
+def _keep_checkpoints(
+    trial: optuna.Trial, config: StudyConfig, checkpoints: Path, value: float | list[float]
+) -> None:
+    """``artifacts.keep_checkpoints`` for a complete command trial: ``none`` removes its folder;
+    ``best`` keeps only the best complete trial's (single metric; with several, every folder
+    on the front stays, as nothing ranks them); ``all`` keeps every folder."""
+    keep = config.artifacts.keep_checkpoints
+    if keep == "none":
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        return
+    if keep != "best" or config.multi_objective or isinstance(value, list):
+        return
+    complete = [
+        t
+        for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.number != trial.number and t.value is not None
+    ]
+    others = [t.value for t in complete if t.value is not None]
+    better = not others or (value > max(others) if config.maximize else value < min(others))
+    if not better:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        return
+    # The new best: the earlier complete trials' folders go (their chains are finished).
+    for earlier in complete:
+        first = earlier.system_attrs.get("failed_trial", earlier.number)
+        folder = trial_folder(config, trial.study.study_name, Chain(int(first), None))
+        shutil.rmtree(folder / "checkpoints", ignore_errors=True)
 
 
 def _previous(trial: optuna.Trial, number: int) -> FrozenTrial | None:
