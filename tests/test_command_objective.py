@@ -230,6 +230,7 @@ def test_every_outcome_of_a_command_trial_is_recorded_like_a_built_in_ones(
     assert [p.parent.name for p in folders.glob("*/checkpoints")] == [f"trial-{big.number}"]
 
 
+@pytest.mark.slow
 def test_a_shell_script_reports_through_the_metrics_file_exactly(tmp_path: Path) -> None:
     (tmp_path / "train.sh").write_text(
         "#!/bin/sh\n"
@@ -247,6 +248,16 @@ def test_a_shell_script_reports_through_the_metrics_file_exactly(tmp_path: Path)
     assert (first["val_loss"], first["val_count"], first["val_delta"]) == (1.2e-05, 888, -3)
     assert isinstance(first["val_count"], int) and second["val_loss"] == 3e-05
     assert trial.state == TrialState.COMPLETE and trial.value == 1.2e-05
+    # The readouts work on a command study as on any other; the audit refuses: it would run a
+    # command read from the storage.
+    storage = f"sqlite:///{tmp_path / 'hp.db'}"
+    code, out, err = finish(start("show", "cmd", "--storage", storage, cwd=tmp_path))
+    assert code == 0 and "best trial 0 (COMPLETE): best epoch 1" in out, err
+    code, out, err = finish(start("report", "cmd", "--storage", storage, cwd=tmp_path))
+    assert code == 0 and (tmp_path / "report" / "cmd" / "report.md").is_file(), err
+    code, out, err = finish(start("audit", "cmd", "--storage", storage, cwd=tmp_path))
+    assert code == 2 and "never runs a command read from a storage" in err
+    assert err.count("\n") == 1
 
 
 @pytest.mark.slow

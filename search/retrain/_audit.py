@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from objectives.command import NAME as COMMAND_OBJECTIVE
 from search.config import StudyConfig, config_differences, config_from_dict, describe
 from search.errors import ConfigError, StudyError
 from search.formatting import number
@@ -66,6 +67,14 @@ def run_audit(
     stored = StudyRecord.from_study(source)
     if not stored.has_config:
         raise StudyError(f"study {study_name!r} holds no hpsearch config; cannot audit it")
+    if stored.config.get("objective") == COMMAND_OBJECTIVE:
+        # The audit trains from the config stored in the study: for a command objective that
+        # would run a command read from the storage, which a shared database must never decide.
+        raise StudyError(
+            f"study {study_name!r} runs your own command; `hpsearch audit` trains from the "
+            "config stored in the study and never runs a command read from a storage, so it "
+            "cannot audit command studies yet"
+        )
     source_config = config_from_dict(
         {**stored.config, "study": {**stored.config["study"], "storage": storage}},
         f"study {study_name!r}",

@@ -185,7 +185,7 @@ def _follow(run: CommandRun, steps: _Steps, timeout: float | None) -> None:
     """Take reports until the command exits or the trial must stop."""
     started = time.monotonic()
     while steps.stop is None:
-        report = run.next_report(0.05)
+        report = run.next_report(0.01)  # also how soon an exit is seen
         if report is not None:
             steps.record(report, decide=True)
             continue

@@ -253,7 +253,9 @@ def _run_workers(
     try:
         _wait_for_all(processes)
     except KeyboardInterrupt:
-        _stop_workers(processes)
+        # A command trial's script gets its kill_grace_s to save, then up to 10 s more to die.
+        grace = config.command.kill_grace_s + 10 if config.command is not None else 0.0
+        _stop_workers(processes, wait_s=30 + grace)
         raise
     failed = [p for p in processes if p.exitcode not in (0, None)]
     if failed and any(p.exitcode == 130 for p in failed):
@@ -306,7 +308,7 @@ def _start_pinned(process: Any, slot: Slot) -> None:
             os.environ["CUDA_VISIBLE_DEVICES"] = previous
 
 
-def _stop_workers(processes: list[Any]) -> None:
+def _stop_workers(processes: list[Any], wait_s: float = 30) -> None:
     """Interrupt the workers and wait until each has recorded its trial as failed.
 
     Workers ignore SIGINT (a terminal's Ctrl-C reaches the whole process group) and stop on
@@ -315,8 +317,9 @@ def _stop_workers(processes: list[Any]) -> None:
     for process in processes:
         if process.is_alive() and process.pid is not None:
             os.kill(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait_s
     for process in processes:
-        process.join(timeout=30)
+        process.join(timeout=max(0.0, deadline - time.monotonic()))
     for process in processes:
         if process.is_alive():
             # Stuck: its trial stays RUNNING until the heartbeat grace marks it failed.
