@@ -301,6 +301,17 @@ def test_sigterm_to_the_run_reaches_the_child_which_saves_and_the_rerun_finishes
     assert [t.state for t in trials_of(tmp_path)] == [TrialState.FAIL, TrialState.COMPLETE]
 
 
+def validate(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "search", "validate", str(config)],
+        cwd=config.parent,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
@@ -322,14 +333,7 @@ def test_validate_refuses_a_command_that_cannot_run(
         command=change,
         search={"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "search", "validate", str(config)],
-        cwd=tmp_path,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = validate(config)
     assert done.returncode == 2, done.stdout
     assert done.stderr.count("\n") == 1 and expected in done.stderr, done.stderr
     assert not (tmp_path / "hp.db").exists()
@@ -342,14 +346,7 @@ def test_validate_prints_the_command_a_trial_runs(tmp_path: Path) -> None:
         fixed={"epochs": 5, "early_stopping_patience": 2, "name": "a b"},
         search={"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "search", "validate", str(config)],
-        cwd=tmp_path,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = validate(config)
     assert done.returncode == 0, done.stderr
     assert (
         f"# a trial runs, in {tmp_path}: python3 train.py --epochs=5 '--name=a b' '--lr=<lr>'"
