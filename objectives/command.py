@@ -322,9 +322,12 @@ class CommandRun:
         ``terminate_first`` (the study is stopping: nothing was told) SIGTERM comes at once."""
         if not terminate_first and self.wait_exit(grace):
             return
+        why = "the study is stopping" if terminate_first else f"still running after {grace:g} s"
+        self._write_log(f"[hpsearch] SIGTERM to the command's process group: {why}")
         self._signal_group(signal.SIGTERM)
         if self.wait_exit(grace):
             return
+        self._write_log(f"[hpsearch] SIGKILL to the command's process group after {grace:g} s")
         self._signal_group(signal.SIGKILL)
         self.wait_exit(10)
 
@@ -339,6 +342,9 @@ class CommandRun:
         self._signal_group(signal.SIGKILL)  # grandchildren that outlived it, holding its pipes
         for thread in self._threads[:2]:
             thread.join(timeout=10)
+        code = self.exit_code()
+        ended = f"exit code {code}" if code is not None and code >= 0 else f"signal {-(code or 0)}"
+        self._write_log(f"[hpsearch] the command ended: {ended}")
         self._closing.set()
         self._threads[2].join(timeout=10)
         self._read_metrics_file()

@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from objectives.command import expand_argv, parse_report, report_of_line
 from tests.conftest import REPO, cli_env
+from tests.servers import free_port
 from tests.test_reliability import finish, start
 
 SCRIPT = textwrap.dedent(
@@ -45,6 +46,9 @@ SCRIPT = textwrap.dedent(
         print("HPSEARCH " + json.dumps({"step": step, **metrics}), flush=True)
 
     if mode == "good":
+        # A child of its own (a data loader, say) that would outlive it: killed with the group.
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        (out / f"grandchild-{trial}").write_text(str(child.pid))
         for step, loss in enumerate([0.9, 0.5, 0.3], start=1):
             line(step, val_loss=loss, train_loss=loss + 0.1, test_accuracy=1 - loss)
     elif mode == "nometrics":
@@ -169,6 +173,7 @@ def test_every_outcome_of_a_command_trial_is_recorded_like_a_built_in_ones(
     assert good.user_attrs["best_epoch"] == 3
     assert good.user_attrs["test_accuracy"] == pytest.approx(0.7)
     assert good.intermediate_values == {1: 0.9, 2: 0.5, 3: 0.3}
+    assert not alive(int((out / f"grandchild-{good.number}").read_text()))  # after a clean exit
     # argv: one element per value, no shell, floats in full precision, booleans as true/false;
     # {args} passes the command's parameters in config order, never the service's settings.
     argv = json.loads((out / f"argv-{good.number}.json").read_text())
@@ -256,8 +261,47 @@ def test_a_shell_script_reports_through_the_metrics_file_exactly(tmp_path: Path)
     code, out, err = finish(start("report", "cmd", "--storage", storage, cwd=tmp_path))
     assert code == 0 and (tmp_path / "report" / "cmd" / "report.md").is_file(), err
     code, out, err = finish(start("audit", "cmd", "--storage", storage, cwd=tmp_path))
-    assert code == 2 and "never runs a command read from a storage" in err
+    assert code == 2 and "pass its config file with --config FILE" in err
     assert err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_the_audit_runs_the_command_of_the_config_file_never_the_storages(tmp_path: Path) -> None:
+    (tmp_path / "train.sh").write_text(
+        "#!/bin/sh\n"
+        "for step in 1 2 3; do\n"
+        '  echo "HPSEARCH {\\"step\\": $step, \\"val_loss\\": $1}"\n'
+        "done\n"
+    )
+    (tmp_path / "train.sh").chmod(0o755)
+    config = write_study(
+        tmp_path,
+        ["./train.sh", "{loss}"],
+        n_trials=2,
+        pruner={"name": "threshold", "args": {"upper": 0.5}},
+        search={"loss": {"type": "categorical", "choices": [0.2, 0.9]}},
+        enqueue=[{"loss": 0.2}, {"loss": 0.9}],
+    )
+    code, _, err = finish(start("run", str(config), cwd=tmp_path))
+    assert code == 0, err
+    assert [t.state for t in trials_of(tmp_path)] == [TrialState.COMPLETE, TrialState.PRUNED]
+    storage = f"sqlite:///{tmp_path / 'hp.db'}"
+    # A config file whose command is not the study's is refused, naming what differs.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "train.sh").write_text((tmp_path / "train.sh").read_text())
+    (other / "train.sh").chmod(0o755)
+    changed = yaml.safe_load(config.read_text())
+    changed["command"]["cwd"] = str(other)
+    (other / "study.yaml").write_text(yaml.safe_dump(changed))
+    audit = ["audit", "cmd", "--storage", storage, "--config"]
+    code, _, err = finish(start(*audit, str(other / "study.yaml"), cwd=tmp_path))
+    assert code == 2 and "command.cwd differs from study 'cmd'" in err, err
+    code, _, err = finish(start(*audit, str(config), cwd=tmp_path))
+    assert code == 0, err
+    audited = optuna.load_study(study_name="cmd/audit", storage=storage).trials
+    assert [t.state for t in audited] == [TrialState.COMPLETE]
+    assert [e["epoch"] for e in audited[0].user_attrs["epochs"]] == [1, 2, 3]
 
 
 @pytest.mark.slow
@@ -448,7 +492,6 @@ def test_a_trainer_script_reports_through_the_callback_and_stops_when_pruned(
         search={"learning_rate": {"type": "categorical", "choices": [2e-3, 1e-5]}},
         enqueue=[{"learning_rate": 2e-3}, {"learning_rate": 1e-5}],
     )
-    started = time.monotonic()
     code, _, err = finish(start("run", str(config), cwd=tmp_path))
     assert code == 0, err
     learner, stalled = trials_of(tmp_path)
@@ -457,10 +500,35 @@ def test_a_trainer_script_reports_through_the_callback_and_stops_when_pruned(
     assert set(learner.user_attrs["epochs"][0]) == {"epoch", "val_loss", "val_accuracy", "seconds"}
     assert stalled.state == TrialState.PRUNED
     assert stalled.user_attrs["reason"].startswith("pruned at epoch 3: val_loss=")
-    # Told to stop, Trainer ended its own training (its summary line) well before the grace.
-    log = next((tmp_path / "hp-artifacts" / "command" / "cmd").glob("*/output-1.log"))
-    assert "train_runtime" in log.read_text()
-    assert time.monotonic() - started < 60
+    # Told to stop, Trainer ended its own training (its summary line) and the script exited 0
+    # within the grace: no signal was needed.
+    log = next((tmp_path / "hp-artifacts" / "command" / "cmd").glob("*/output-1.log")).read_text()
+    assert "train_runtime" in log and "[hpsearch] the command ended: exit code 0" in log
+    assert "SIGTERM" not in log
+
+
+@pytest.mark.slow
+def test_under_torchrun_only_rank_0_reports_and_every_rank_stops(tmp_path: Path) -> None:
+    """The same Trainer script on two CPU processes (gloo): one report per epoch, and a prune
+    stops both ranks (a rank left training would hang in DDP's all-reduce until SIGTERM)."""
+    script = REPO / "examples" / "command_trainer" / "train.py"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    config = write_study(
+        tmp_path,
+        [*torchrun, "--master_port", str(free_port()), str(script), "{args}"],
+        command={"kill_grace_s": 120},
+        pruner={"name": "threshold", "args": {"upper": 0.01, "n_warmup_steps": 2}},
+        fixed={"epochs": 6, "learning_rate": 2e-3},
+    )
+    code, _, err = finish(start("run", str(config), cwd=tmp_path))
+    assert code == 0, err
+    (trial,) = trials_of(tmp_path)
+    assert trial.state == TrialState.PRUNED
+    assert trial.user_attrs["reason"].startswith("pruned at epoch 2: val_loss=")
+    assert [e["epoch"] for e in trial.user_attrs["epochs"]] == [1, 2]
+    log = next((tmp_path / "hp-artifacts" / "command" / "cmd").glob("*/output-0.log")).read_text()
+    assert log.count("HPSEARCH ") == 2  # rank 0 only
+    assert "[hpsearch] the command ended: exit code 0" in log and "SIGTERM" not in log
 
 
 @pytest.mark.slow
@@ -469,6 +537,7 @@ def test_a_trainer_script_reports_through_the_callback_and_stops_when_pruned(
     [
         ("command_pytorch.yaml", ["study.n_trials=2", "fixed.epochs=3"]),
         ("command_shell.yaml", ["study.n_trials=3"]),
+        ("command_shell.yaml", ["study.n_trials=3", "study.metric=[val_loss, train_seconds]"]),
     ],
 )
 def test_the_shipped_command_examples_run_as_the_readme_says(
@@ -483,4 +552,50 @@ def test_the_shipped_command_examples_run_as_the_readme_says(
         study_name=yaml.safe_load(Path(path).read_text())["study"]["name"], storage=storage
     )
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
-    assert study.best_trial.user_attrs["epochs"]
+    if len(study.directions) == 1:
+        assert study.best_trial.user_attrs["epochs"]
+    else:  # several metrics: each complete trial's values are its best epoch's and its seconds
+        for trial in study.best_trials:
+            best = trial.user_attrs["best_epoch"]
+            row = next(e for e in trial.user_attrs["epochs"] if e["epoch"] == best)
+            assert trial.values[0] == row["val_loss"]
+            assert trial.values[1] == trial.user_attrs["train_seconds"] > 0
+
+
+@pytest.mark.slow
+def test_a_command_winner_is_exported_and_retrained_from_any_folder(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'hp.db'}"
+    shipped = str(REPO / "study_configs" / "command_shell.yaml")
+    flags = ["--storage", storage, "--set", "study.n_trials=3"]
+    code, _, err = finish(start("run", shipped, *flags, cwd=tmp_path))
+    assert code == 0, err
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    best = elsewhere / "best.yaml"
+    code, _, err = finish(
+        start("export", "command-shell", "--storage", storage, "-o", str(best), cwd=tmp_path)
+    )
+    assert code == 0, err
+    exported = yaml.safe_load(best.read_text())
+    assert exported["command"]["cwd"] == str(REPO / "examples" / "command_shell")
+    code, out, err = finish(
+        start("retrain", str(best), "--storage", storage, "--seeds", "2", cwd=elsewhere)
+    )
+    assert code == 0, err
+    assert "winner | test_loss" in out or "verdict:" in out
+    retrained = optuna.load_study(study_name="command-shell/retrain", storage=storage)
+    assert [t.state for t in retrained.trials] == [TrialState.COMPLETE] * 2
+    assert all(t.user_attrs["epochs"] for t in retrained.trials)
+
+
+@pytest.mark.slow
+def test_command_trials_run_on_the_slots_devices_names(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'hp.db'}"
+    shipped = str(REPO / "study_configs" / "command_shell.yaml")
+    flags = ["--storage", storage, "--set", "study.n_trials=4", "--devices", "cpu,cpu"]
+    code, _, err = finish(start("run", shipped, *flags, cwd=tmp_path))
+    assert code == 0, err
+    study = optuna.load_study(study_name="command-shell", storage=storage)
+    assert len(study.trials) == 4
+    assert {t.user_attrs["device"] for t in study.trials} == {"cpu"}
+    assert {t.user_attrs["worker"] for t in study.trials} <= {0, 1}

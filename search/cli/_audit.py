@@ -41,13 +41,25 @@ def register(commands: Any) -> None:
         metavar="K",
         help="worker processes training the audited trials (default 1)",
     )
+    sub.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="for a study of objective: command, its config file: the audit runs the command "
+        "written there (it must equal the study's), never one read from the storage",
+    )
     add_device(sub)
 
 
 def audit(args: argparse.Namespace) -> int:
     device = setup_device(args.device)
     result = run_audit(
-        args.study, storage_of(args), trials=args.trials, device=device, workers=args.workers
+        args.study,
+        storage_of(args),
+        trials=args.trials,
+        device=device,
+        workers=args.workers,
+        config_path=args.config,
     )
     print()
     sys.stdout.write(format_audit(result))

@@ -18,7 +18,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from objectives.command import NAME as COMMAND_OBJECTIVE
-from search.config import StudyConfig, config_differences, config_from_dict, describe
+from search.config import StudyConfig, config_differences, config_from_dict, describe, load_config
 from search.errors import ConfigError, StudyError
 from search.formatting import number
 from search.readout import AUDIT_SUFFIX, AuditResult, audit_result, by_audited_trial, stopped_trials
@@ -36,6 +36,27 @@ def sample(candidates: Sequence[TrialRecord], count: int) -> list[TrialRecord]:
         return ordered
     step = len(ordered) / count
     return [ordered[int(index * step)] for index in range(count)]
+
+
+def _command_from_file(study_name: str, stored: Any, config_path: str | None) -> dict[str, Any]:
+    """The command to audit with: the config file's, which must be the study's own."""
+    if config_path is None:
+        raise ConfigError(
+            f"study {study_name!r} runs your own command, and a command is never run from what "
+            "a storage says: pass its config file with --config FILE"
+        )
+    command = load_config(config_path).command
+    if command is None:
+        raise ConfigError(f"{config_path}: not a command config (objective: command)")
+    mine = command.model_dump(mode="json")
+    if mine != stored:
+        before = stored if isinstance(stored, dict) else {}
+        changed = sorted(key for key in mine if before.get(key) != mine[key])
+        raise ConfigError(
+            f"{config_path}: command.{', command.'.join(changed)} differs from study "
+            f"{study_name!r}'s; audit with the config file the study ran"
+        )
+    return mine
 
 
 def audit_config(source: StudyConfig, name: str, storage: str, count: int) -> StudyConfig:
@@ -58,8 +79,13 @@ def run_audit(
     device: str = "cpu",
     workers: int = 1,
     out: TextIO | None = None,
+    config_path: str | None = None,
 ) -> AuditResult:
-    """Audit up to ``trials`` pruned / early-stopped trials of ``study_name``; resumable."""
+    """Audit up to ``trials`` pruned / early-stopped trials of ``study_name``; resumable.
+
+    A study of ``objective: command`` needs ``config_path``, its config file: the audit runs the
+    command written there (it must equal the study's), never one read from the storage.
+    """
     stream = out or sys.stdout
     if trials < 1:
         raise ConfigError(f"--trials: needs at least 1 trial to audit, got {trials}")
@@ -67,18 +93,10 @@ def run_audit(
     stored = StudyRecord.from_study(source)
     if not stored.has_config:
         raise StudyError(f"study {study_name!r} holds no hpsearch config; cannot audit it")
+    raw = {**stored.config, "study": {**stored.config["study"], "storage": storage}}
     if stored.config.get("objective") == COMMAND_OBJECTIVE:
-        # The audit trains from the config stored in the study: for a command objective that
-        # would run a command read from the storage, which a shared database must never decide.
-        raise StudyError(
-            f"study {study_name!r} runs your own command; `hpsearch audit` trains from the "
-            "config stored in the study and never runs a command read from a storage, so it "
-            "cannot audit command studies yet"
-        )
-    source_config = config_from_dict(
-        {**stored.config, "study": {**stored.config["study"], "storage": storage}},
-        f"study {study_name!r}",
-    )
+        raw["command"] = _command_from_file(study_name, stored.config.get("command"), config_path)
+    source_config = config_from_dict(raw, f"study {study_name!r}")
     all_trials = source.get_trials(deepcopy=False)
     candidates = stopped_trials(all_trials)
     chosen = sample(candidates, trials)
