@@ -162,6 +162,8 @@ def test_every_outcome_of_a_command_trial_is_recorded_like_a_built_in_ones(
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
+    # Each step as a progress line (no fixed.epochs: no "/N").
+    assert "  trial 0 epoch 2: val_loss=0.5000 train_loss=0.6000 (" in done.stdout
     trials = trials_of(tmp_path)
     assert [t.params["mode"] for t in trials] == MODES  # the enqueued ones, no more
     by_mode = {t.params["mode"]: t for t in trials}

@@ -36,6 +36,7 @@ from objectives.command import (
     stderr_text,
 )
 from search.config import StudyConfig
+from search.study._live import TrialProgress
 from search.study._process import interrupt_requested
 from search.study._writer import TrialWriter
 from search.trial import (
@@ -95,6 +96,7 @@ def run_command_trial(
     chain: Chain,
     writer: TrialWriter,
     should_prune: ShouldPrune,
+    progress: TrialProgress | None = None,
 ) -> float | list[float]:
     command = config.command
     assert command is not None
@@ -120,6 +122,11 @@ def run_command_trial(
     if chain.previous is not None:
         steps.continue_from(_previous(trial, chain.previous))
         run.env["HPSEARCH_RESUME_STEP"] = str(steps.last_step)
+    epochs = params.get("epochs")
+    # Epoch lines always; bars only with a known length (one bar step per epoch).
+    if progress is not None and (epochs or progress.mode == "epochs"):
+        progress.start(trial.number, epochs or 0, 1, steps.last_step + 1)
+        steps.progress = progress
     try:
         try:
             run.start()
@@ -225,6 +232,7 @@ class _Steps:
         self.stop: str | None = None  # pruned, diverged, early_stopped, interrupted, timeout
         self.started = self.last_time = time.monotonic()
         self.missing_noted = False
+        self.progress: TrialProgress | None = None
 
     def continue_from(self, previous: FrozenTrial | None) -> None:
         """A retry of a dead trial: its recorded steps become this trial's, stored and reported
@@ -278,6 +286,8 @@ class _Steps:
         if improved:
             self.best, self.best_step = float(value), report.step
         self.writer.epoch(row, improved)
+        if self.progress is not None:
+            self.progress.epoch(row)
         if not self.config.multi_objective:
             self.trial.report(float(value), report.step)
         if not decide or self.stop is not None:

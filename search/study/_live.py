@@ -95,8 +95,10 @@ class TrialProgress:
             rate = self._rate(time.monotonic())
             speed = f", {rate:.0f} samples/s" if rate else ""
             width = len(str(self._epochs))
+            # A command trial without `fixed.epochs` does not say how many it will run.
+            of = f"{epoch:>{width}}/{self._epochs}" if self._epochs else f"{epoch}"
             sys.stdout.write(
-                f"  trial {self._trial} epoch {epoch:>{width}}/{self._epochs}: {metrics} "
+                f"  trial {self._trial} epoch {of}: {metrics} "
                 f"({record['seconds']:.1f}s{speed}) on {self.label}\n"
             )
             sys.stdout.flush()
