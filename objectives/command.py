@@ -154,6 +154,19 @@ def child_environment(
     return env
 
 
+def visible_devices(device: str, environ: Mapping[str, str]) -> str | None:
+    """``CUDA_VISIBLE_DEVICES`` for a command training on torch device ``device`` (None: a CPU
+    slot, nothing to set). ``cuda:N`` counts within the worker's own visible devices, so a
+    worker pinned to one GPU (``cuda:0`` inside) passes that GPU's physical number on."""
+    if not device.startswith("cuda"):
+        return None
+    index = int(device.partition(":")[2] or 0)
+    visible = [d for d in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    if "CUDA_VISIBLE_DEVICES" in environ and index < len(visible):
+        return visible[index].strip()
+    return str(index)
+
+
 # --------------------------------------------------------------------------- reports
 
 

@@ -601,3 +601,47 @@ def test_command_trials_run_on_the_slots_devices_names(tmp_path: Path) -> None:
     assert len(study.trials) == 4
     assert {t.user_attrs["device"] for t in study.trials} == {"cpu"}
     assert {t.user_attrs["worker"] for t in study.trials} <= {0, 1}
+
+
+def test_the_client_outside_a_trial_prints_and_never_stops(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import hpsearch_client as hp
+
+    for name in [k for k in os.environ if k.startswith("HPSEARCH_")]:
+        monkeypatch.delenv(name)
+    assert not hp.in_trial() and hp.params() == {} and hp.seed() is None
+    assert hp.checkpoint_dir() is None and hp.resume_step() == 0 and hp.last_checkpoint() is None
+    assert hp.report(1, val_loss=0.5) is False
+    assert capsys.readouterr().out == "step 1: val_loss=0.5\n"
+    with pytest.raises(ValueError, match="step must be an integer from 1"):
+        hp.report(0, val_loss=0.5)
+    # In a trial: the newest Trainer checkpoint folder is the one to resume from.
+    for name in ("checkpoint-5", "checkpoint-12", "checkpoint-9", "runs"):
+        (tmp_path / name).mkdir()
+    monkeypatch.setenv("HPSEARCH_CHECKPOINT_DIR", str(tmp_path))
+    assert hp.last_checkpoint() == str(tmp_path / "checkpoint-12")
+
+
+def test_a_gpu_slot_shows_the_command_its_gpu_only() -> None:
+    from objectives.command import visible_devices
+
+    assert visible_devices("cpu", {}) is None
+    assert visible_devices("cuda:1", {}) == "1"
+    assert visible_devices("cuda", {}) == "0"
+    # A worker pinned to physical GPU 3 trains on cuda:0 inside; the command gets GPU 3.
+    assert visible_devices("cuda:0", {"CUDA_VISIBLE_DEVICES": "3"}) == "3"
+    assert visible_devices("cuda:1", {"CUDA_VISIBLE_DEVICES": "2,5"}) == "5"
+
+
+@pytest.mark.slow
+def test_commands_that_always_fail_stop_the_study(tmp_path: Path) -> None:
+    config = write_study(tmp_path, [sys.executable, "-c", "raise SystemExit(4)"], n_trials=5)
+    data = yaml.safe_load(config.read_text())
+    data["study"]["max_consecutive_failures"] = 2
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    code, _, err = finish(start("run", str(config), cwd=tmp_path))
+    assert code == 1 and "2 trials failed in a row" in err
+    trials = trials_of(tmp_path)
+    assert [t.state for t in trials] == [TrialState.FAIL] * 2
+    assert trials[0].user_attrs["reason"].startswith("failed: the command ended with exit code 4")

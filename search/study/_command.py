@@ -34,6 +34,7 @@ from objectives.command import (
     expand_argv,
     is_finite,
     stderr_text,
+    visible_devices,
 )
 from search.config import StudyConfig
 from search.study._live import TrialProgress
@@ -68,6 +69,7 @@ def command_environment(
     params: dict[str, Any],
     seed: int,
     files: dict[str, Path],
+    device: str = "cpu",
 ) -> dict[str, str]:
     import torch  # loaded by the worker already: its thread count is this worker's share
 
@@ -84,6 +86,9 @@ def command_environment(
     }
     base = dict(os.environ)
     base.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
+    gpu = visible_devices(device, base)
+    if gpu is not None:  # the slot's GPU only
+        extra["CUDA_VISIBLE_DEVICES"] = gpu
     env = child_environment(base, {**command.env, **extra}, secrets=[config.study.storage])
     return env
 
@@ -97,6 +102,7 @@ def run_command_trial(
     writer: TrialWriter,
     should_prune: ShouldPrune,
     progress: TrialProgress | None = None,
+    device: str = "cpu",
 ) -> float | list[float]:
     command = config.command
     assert command is not None
@@ -112,7 +118,7 @@ def run_command_trial(
     run = CommandRun(
         argv=expand_argv(command.argv, params, seed),
         cwd=Path(command.cwd),
-        env=command_environment(config, trial, params, seed, files),
+        env=command_environment(config, trial, params, seed, files, device),
         log_path=folder / f"output-{trial.number}.log",
         metrics_file=files["metrics"],
         control_file=files["control"],

@@ -138,7 +138,9 @@ def _run(
         return verdict.prune
 
     if config.objective == COMMAND_OBJECTIVE:
-        return run_command_trial(trial, config, params, seed, chain, writer, should_prune, progress)
+        return run_command_trial(
+            trial, config, params, seed, chain, writer, should_prune, progress, device
+        )
     settings = loop_settings(params, config)
     resume = TrialResume.of(trial, chain, config, params, seed) if config.artifacts.resume else None
     state, why_not = resume.load() if resume is not None else (None, None)
