@@ -27,7 +27,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,6 +235,7 @@ class CommandRun:
     _threads: list[threading.Thread] = field(default_factory=list)
     _log: IO[str] | None = None
     _log_lock: threading.Lock = field(default_factory=threading.Lock)
+    _metrics_lock: threading.Lock = field(default_factory=threading.Lock)
     _metrics_offset: int = 0
     _metrics_rest: bytes = b""
     _closing: threading.Event = field(default_factory=threading.Event)
@@ -295,9 +295,12 @@ class CommandRun:
         while not self._closing.wait(0.05):
             self._read_metrics_file()
 
-    def _read_metrics_file(self) -> None:
-        with self._log_lock:  # one reader at a time: the watcher, or the final read
+    def _read_metrics_file(self, final: bool = False) -> None:
+        """The lines appended since the last read; with ``final`` also an unfinished last one."""
+        with self._metrics_lock:  # one reader at a time: the watcher, or the final read
             try:
+                if self.metrics_file.stat().st_size == self._metrics_offset and not final:
+                    return  # nothing new (most scripts report on stdout)
                 with self.metrics_file.open("rb") as stream:
                     stream.seek(self._metrics_offset)
                     chunk = stream.read()
@@ -305,6 +308,9 @@ class CommandRun:
                 return
             self._metrics_offset += len(chunk)
             *lines, self._metrics_rest = (self._metrics_rest + chunk).split(b"\n")
+            if final:
+                lines.append(self._metrics_rest)
+                self._metrics_rest = b""
         for raw in lines:
             report = parse_report(raw.decode("utf-8", errors="replace").strip())
             if report is not None:
@@ -355,17 +361,10 @@ class CommandRun:
         self._signal_group(signal.SIGKILL)  # grandchildren that outlived it, holding its pipes
         for thread in self._threads[:2]:
             thread.join(timeout=10)
-        code = self.exit_code()
-        ended = f"exit code {code}" if code is not None and code >= 0 else f"signal {-(code or 0)}"
-        self._write_log(f"[hpsearch] the command ended: {ended}")
+        self._write_log(f"[hpsearch] the command ended: {describe_exit(self.exit_code() or 0)}")
         self._closing.set()
         self._threads[2].join(timeout=10)
-        self._read_metrics_file()
-        if self._metrics_rest.strip():
-            report = parse_report(self._metrics_rest.decode("utf-8", errors="replace").strip())
-            self._metrics_rest = b""
-            if report is not None:
-                self.reports.put(report)
+        self._read_metrics_file(final=True)
         with self._log_lock:
             if self._log is not None:
                 self._log.close()
@@ -417,11 +416,12 @@ def _drain(stream: IO[bytes], on_line: Callable[[str], None]) -> None:
     stream.close()
 
 
+def describe_exit(code: int) -> str:
+    """``exit code N``, or ``signal N`` for a process a signal ended (a negative code)."""
+    return f"exit code {code}" if code >= 0 else f"signal {-code}"
+
+
 def stderr_text(lines: Sequence[str], most: int = 3) -> str:
     """The last non-empty lines of stderr, for a reason (one line)."""
     shown = [line.strip() for line in lines if line.strip()][-most:]
     return " | ".join(shown)[:600]
-
-
-def elapsed(since: float) -> float:
-    return time.monotonic() - since

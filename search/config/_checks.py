@@ -9,6 +9,7 @@ import math
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,13 @@ from pydantic import ValidationError
 
 from objectives.command import NAME as COMMAND_OBJECTIVE
 from objectives.command import PLACEHOLDER, argv_problem
-from objectives.specs import COST_METRICS, PRE_TRAINING_METRICS, ParamRule, ParamValues
+from objectives.specs import (
+    COST_METRICS,
+    PRE_TRAINING_METRICS,
+    ObjectiveSpec,
+    ParamRule,
+    ParamValues,
+)
 from search.config._schema import CategoricalSpace, FloatSpace, IntSpace, StudyConfig
 from search.errors import ConfigError
 
@@ -48,10 +55,7 @@ def check_semantics(config: StudyConfig, source: str) -> None:
         _check_command(config, fail)
     known = ", ".join(spec.params)
     for name, value in config.fixed.items():
-        if config.objective == COMMAND_OBJECTIVE:
-            _check_command_value(f"fixed.{name}", name, value, fail)
-            continue
-        rule = spec.params.get(name)
+        rule = _rule_of(spec, name)
         if rule is None:
             fail(f"fixed.{name}", f"unknown parameter for {spec.name}; known: {known}")
             continue
@@ -61,12 +65,7 @@ def check_semantics(config: StudyConfig, source: str) -> None:
         if problem:
             fail(f"fixed.{name}", problem)
     for name, space in config.search.items():
-        if config.objective == COMMAND_OBJECTIVE:
-            if name in config.fixed:
-                fail(f"search.{name}", "is both fixed and searched; remove it from one of them")
-            _check_space(f"search.{name}", space, _ANY_VALUE, fail)
-            continue
-        rule = spec.params.get(name)
+        rule = _rule_of(spec, name)
         if rule is None:
             fail(f"search.{name}", f"unknown parameter for {spec.name}; known: {known}")
             continue
@@ -100,27 +99,29 @@ def check_semantics(config: StudyConfig, source: str) -> None:
         raise ConfigError(_format_data_error(e, source)) from e
 
 
-# A command's parameters are its own: any name, any scalar; only the service's settings have rules.
-_ANY_VALUE = ParamRule(object, None, nullable=True)
+@dataclass(frozen=True)
+class _ScalarRule(ParamRule):
+    """Any one scalar: a command's parameters are its own, with no rule of ours."""
+
+    def check(self, value: Any) -> str | None:
+        if value is None or isinstance(value, str | int | float):
+            return None
+        return f"a command parameter is one scalar (string, number, bool), got {value!r}"
+
+
+_ANY_SCALAR = _ScalarRule(object, None, nullable=True)
+# The service's own settings among a command's parameters.
 _COMMAND_RULES = {
     "epochs": ParamRule(int, None, low=1, high=100000),
     "early_stopping_patience": ParamRule(int, None, low=1, nullable=True),
 }
 
 
-def _check_command_value(path: str, name: str, value: Any, fail: Fail) -> None:
-    rule = _COMMAND_RULES.get(name)
-    if rule is not None:
-        problem = rule.check(value)
-        if problem:
-            fail(path, problem)
-    elif isinstance(value, bool) or value is None or isinstance(value, int | str):
-        pass
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            fail(path, f"must be a finite number, got {value!r}")
-    else:
-        fail(path, f"a command parameter is one scalar (string, number, bool), got {value!r}")
+def _rule_of(spec: ObjectiveSpec, name: str) -> ParamRule | None:
+    """The rule of parameter ``name`` (None: the objective has no such parameter)."""
+    if spec.name == COMMAND_OBJECTIVE:
+        return _COMMAND_RULES.get(name, _ANY_SCALAR)
+    return spec.params.get(name)
 
 
 def _check_command_metrics(config: StudyConfig, fail: Fail) -> None:

@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from objectives.command import (
     CommandRun,
     Report,
     child_environment,
     command_params,
+    describe_exit,
     expand_argv,
     is_finite,
     stderr_text,
@@ -79,7 +80,6 @@ def command_environment(
         "HPSEARCH_TRIAL_NUMBER": str(trial.number),
         "HPSEARCH_PARAMS": json.dumps(command_params(params)),
         "HPSEARCH_CHECKPOINT_DIR": str(files["checkpoints"]),
-        "HPSEARCH_RESUME_STEP": "0",
         "HPSEARCH_METRICS_FILE": str(files["metrics"]),
         "HPSEARCH_CONTROL_FILE": str(files["control"]),
         "HPSEARCH_SEED": str(seed),
@@ -127,7 +127,7 @@ def run_command_trial(
     steps = _Steps(trial, config, params, writer, should_prune, run)
     if chain.previous is not None:
         steps.continue_from(_previous(trial, chain.previous))
-        run.env["HPSEARCH_RESUME_STEP"] = str(steps.last_step)
+    run.env["HPSEARCH_RESUME_STEP"] = str(steps.last_step)  # 0: a fresh start
     epochs = params.get("epochs")
     # Epoch lines always; bars only with a known length (one bar step per epoch).
     if progress is not None and (epochs or progress.mode == "epochs"):
@@ -172,21 +172,18 @@ def _keep_checkpoints(
         return
     if keep != "best" or config.multi_objective or isinstance(value, list):
         return
-    complete = [
-        t
-        for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.number != trial.number and t.value is not None
-    ]
-    others = [t.value for t in complete if t.value is not None]
-    better = not others or (value > max(others) if config.maximize else value < min(others))
-    if not better:
+    # Every other complete trial's folder is gone already, but the best one's: compare with it.
+    try:
+        best = trial.study.best_trial  # this trial is still running: not among them
+    except ValueError:
+        return  # the first complete trial
+    assert best.value is not None
+    if (value > best.value) if config.maximize else (value < best.value):
+        first = best.system_attrs.get("failed_trial", best.number)
+        superseded = trial_folder(config, trial.study.study_name, Chain(int(first), None))
+        shutil.rmtree(superseded / "checkpoints", ignore_errors=True)
+    else:
         shutil.rmtree(checkpoints, ignore_errors=True)
-        return
-    # The new best: the earlier complete trials' folders go (their chains are finished).
-    for earlier in complete:
-        first = earlier.system_attrs.get("failed_trial", earlier.number)
-        folder = trial_folder(config, trial.study.study_name, Chain(int(first), None))
-        shutil.rmtree(folder / "checkpoints", ignore_errors=True)
 
 
 def _previous(trial: optuna.Trial, number: int) -> FrozenTrial | None:
@@ -328,7 +325,7 @@ class _Steps:
             raise CommandFailedError("timeout")
         code = run.exit_code()
         if self.stop is None and code != 0:
-            what = f"exit code {code}" if code and code > 0 else f"signal {-(code or 0)}"
+            what = describe_exit(code or 0)
             tail = stderr_text(run.stderr_tail)
             if run.out_of_memory:
                 self.writer.reason(f"out of memory: the command ended with {what}: {tail}")
