@@ -129,6 +129,9 @@ class ObjectiveSpec:
     # Most torch threads one worker should use (None: all its share of the cores).
     max_threads: int | None = None
     description: str = ""
+    # The version of a synthetic data generator, recorded in the study: a study made by another
+    # version holds trials trained on other data and is not resumed (None: not versioned).
+    data_version: int | None = None
 
     def build(self, request: BuildRequest) -> TrainingJob:
         """Build the model and data of one run (this imports torch)."""
@@ -276,6 +279,10 @@ def _heads_divide_hidden(hidden_dim: Any, num_heads: Any) -> bool:
     return True  # other types are reported by the parameter rules
 
 
+# The toy generator's version (objectives/toy_transformer.py). 1: one random stream for the three
+# splits, so the test split's size changed the training data; 2: the test split has its own.
+TOY_DATA_VERSION = 2
+
 TOY_TRANSFORMER = ObjectiveSpec(
     name="toy_transformer",
     params={
@@ -298,6 +305,7 @@ TOY_TRANSFORMER = ObjectiveSpec(
     ),
     # Matrices of at most 64 x 64: a second thread only adds synchronisation.
     max_threads=1,
+    data_version=TOY_DATA_VERSION,
     description="a small Transformer encoder trained from scratch on a synthetic counting task",
 )
 

@@ -27,6 +27,7 @@ from objectives.specs import BuildRequest, ToyDataConfig
 LABEL_COUNT = 4  # occurrences of the label's token
 DISTRACTOR_COUNT = 2  # occurrences of each of the two distractor class tokens
 DISTRACTORS = 2
+TEST_STREAM_OFFSET = 0x5EED_7E57  # the test stream's seed is this plus the data seed
 
 
 @dataclass(frozen=True)
@@ -42,25 +43,30 @@ class ToySplits:
 
 
 def make_task(config: ToyDataConfig, seed: int) -> ToySplits:
-    """Generate the three splits deterministically from ``seed``."""
+    """Generate the three splits deterministically from ``seed``.
+
+    Training and validation come from one random stream of the seed, the test split from a
+    stream of its own: its size never changes the data a trial trains and is judged on.
+    """
     if config.seq_len < LABEL_COUNT + DISTRACTORS * DISTRACTOR_COUNT:
         raise ValueError("seq_len too short for the toy task")
     generator = torch.Generator().manual_seed(seed)
-    total = config.n_train + config.n_val + config.n_test
-    tokens, labels = _sample(total, config, generator)
+    tokens, labels = _sample(config.n_train + config.n_val, config, generator)
     # Each split gets exactly its share of noisy labels (drawn after all tokens).
-    sizes = [config.n_train, config.n_val, config.n_test]
     labels = torch.cat(
         [
             _add_label_noise(part, config.label_noise, config.num_classes, generator)
-            for part in labels.split(sizes)
+            for part in labels.split([config.n_train, config.n_val])
         ]
     )
-    first, second = config.n_train, config.n_train + config.n_val
+    test_stream = torch.Generator().manual_seed(TEST_STREAM_OFFSET + seed)
+    test_tokens, test_labels = _sample(config.n_test, config, test_stream)
+    test_labels = _add_label_noise(test_labels, config.label_noise, config.num_classes, test_stream)
+    first = config.n_train
     return ToySplits(
         train=(tokens[:first], labels[:first]),
-        validation=(tokens[first:second], labels[first:second]),
-        test=(tokens[second:], labels[second:]),
+        validation=(tokens[first:], labels[first:]),
+        test=(test_tokens, test_labels),
         vocab_size=config.num_classes + config.num_filler,
         num_classes=config.num_classes,
         seq_len=config.seq_len,

@@ -24,7 +24,7 @@ from objectives.specs import (
     ParamRule,
     ParamValues,
 )
-from search.config._schema import CategoricalSpace, FloatSpace, IntSpace, StudyConfig
+from search.config._schema import DATA_SEED, CategoricalSpace, FloatSpace, IntSpace, StudyConfig
 from search.errors import ConfigError
 
 Fail = Callable[[str, str], None]
@@ -93,6 +93,12 @@ def check_semantics(config: StudyConfig, source: str) -> None:
             space = config.search[name]
             if not _space_contains(space, value):
                 fail(path, f"{value!r} lies outside the search space {_describe_space(space)}")
+    seed = config.data.get(DATA_SEED)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        fail(
+            "data.seed",
+            f"must be a whole number >= 0 (it fixes the data and its split), got {seed!r}",
+        )
     try:
         config.data_config()
     except ValidationError as e:

@@ -104,6 +104,9 @@ class CommandSection(_Section):
     kill_grace_s: float = Field(30.0, ge=0)  # after a stop: time to exit alone, then SIGTERM
 
 
+DATA_SEED = "seed"  # data.seed: every objective's data section takes it
+
+
 class StudyConfig(_Section):
     """A whole, validated study config. Build it with :func:`load_config`."""
 
@@ -167,9 +170,21 @@ class StudyConfig(_Section):
         """The test counterpart of the training metric (``val_mcc`` -> ``test_mcc``)."""
         return "test_" + self.metric.removeprefix("val_")
 
+    @property
+    def data_seed(self) -> int:
+        """The seed that fixes the data and its split: ``data.seed``, else ``study.seed``.
+
+        Separate from the sampler's seed (``study.seed``), so that the same search can be run on
+        other draws of the data and the same data searched with other sampler seeds.
+        """
+        seed = self.data.get(DATA_SEED)
+        return self.study.seed if seed is None else int(seed)
+
     def data_config(self) -> BaseModel:
-        """The objective's typed ``data:`` section."""
-        return self.spec.data_model.model_validate(self.data)
+        """The objective's typed ``data:`` section (without ``seed``, which every one takes)."""
+        return self.spec.data_model.model_validate(
+            {key: value for key, value in self.data.items() if key != DATA_SEED}
+        )
 
     def to_dict(self, *, mask_password: bool = True) -> dict[str, Any]:
         """Plain data (as YAML would hold it); the storage password masked by default."""

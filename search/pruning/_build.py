@@ -11,7 +11,7 @@ import optuna
 
 from search.config import PrunerSection, SamplerSection, StudyConfig
 from search.errors import ConfigError
-from search.pruning._rules import JUDGES, CurvePercentilePruner
+from search.pruning._rules import CUSTOM_ARGS, JUDGES, CurvePercentilePruner
 from search.trial import grid
 
 
@@ -108,7 +108,7 @@ def build_pruner(section: PrunerSection, source: str = "config") -> optuna.prune
             f"{source}: pruner.args.percentile: missing; e.g. {{percentile: 25.0}} keeps the "
             "best quarter"
         )
-    ours = [key for key in ("judge", "lookahead", "spare", "leaders") if key in args]
+    ours = [key for key in CUSTOM_ARGS if key in args]
     if ours:
         # Our rule, one comparison for both sides: best so far, or the current value.
         if section.name not in ("median", "percentile"):

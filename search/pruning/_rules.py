@@ -22,8 +22,8 @@ the sampler's path after them. A model-based sampler such as TPE sees a slow sta
 beginning as a bad result and does not go back to its region, so a study that prunes never
 finds the slow corner an unpruned study finds (``benchmarks/RESULTS-warmup.md``, follow-up 5).
 With ``spare: K`` hpsearch's trial runner lets the first K trials the rule would cut while
-their best so far is still improving (by at least ``SPARE_GAIN`` of it over the last
-``PACE_STEPS`` steps) run on, unjudged, to their end or their early stop
+their best so far is still improving (by at least ``spare_gain``, 2 % by default, of it over
+the last ``spare_window`` steps, 2 by default) run on, unjudged, to their end or their early stop
 (``search.study``'s trial runner; the count is study-wide, read from the trials'
 ``spared_while_improving`` attr). A trial that has stopped improving is cut as before.
 
@@ -60,10 +60,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 Judge = Literal["best", "current"]
 JUDGES = ("best", "current")
-PACE_STEPS = 2  # a trial's pace: the mean gain of its best so far over this many steps
-# `spare`: a trial is still improving when its best so far gained at least this share of its
-# value over the last PACE_STEPS steps (a flat start at the loss of a guess gains ~0).
+# The arguments of this project's own; a median or percentile pruner given none of them is
+# Optuna's own class.
+CUSTOM_ARGS = ("judge", "lookahead", "spare", "leaders", "spare_gain", "spare_window")
+PACE_STEPS = 2  # `lookahead`: a trial's pace is the mean gain of its best so far over this many
+# `spare`: a trial is still improving when its best so far gained at least `spare_gain` of its
+# value over the last `spare_window` steps (a flat start at the loss of a guess gains ~0).
 SPARE_GAIN = 0.02
+SPARE_WINDOW = 2
 
 
 class CurvePercentilePruner(BasePruner):
@@ -80,6 +84,8 @@ class CurvePercentilePruner(BasePruner):
         lookahead: int = 0,
         spare: int = 0,
         leaders: int = 0,
+        spare_gain: float = SPARE_GAIN,
+        spare_window: int = SPARE_WINDOW,
     ) -> None:
         if not 0.0 <= percentile <= 100.0:
             raise ValueError(f"percentile must be between 0 and 100, got {percentile}")
@@ -95,6 +101,12 @@ class CurvePercentilePruner(BasePruner):
             raise ValueError(f"spare must be a whole number of trials >= 0, got {spare!r}")
         if isinstance(leaders, bool) or not isinstance(leaders, int) or leaders < 0:
             raise ValueError(f"leaders must be a whole number of trials >= 0, got {leaders!r}")
+        if not 0.0 <= spare_gain < 1.0:
+            raise ValueError(f"spare_gain must be a share in [0, 1), got {spare_gain!r}")
+        if isinstance(spare_window, bool) or not isinstance(spare_window, int) or spare_window < 1:
+            raise ValueError(
+                f"spare_window must be a whole number of steps >= 1, got {spare_window!r}"
+            )
         self.percentile = percentile
         self.n_startup_trials = n_startup_trials
         self.n_warmup_steps = n_warmup_steps
@@ -104,6 +116,8 @@ class CurvePercentilePruner(BasePruner):
         self.lookahead = lookahead
         self.spare = spare
         self.leaders = leaders
+        self.spare_gain = spare_gain
+        self.spare_window = spare_window
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -125,17 +139,23 @@ class CurvePercentilePruner(BasePruner):
         Optuna's intermediate values, and asks this directly (``_multi_objective.py``).
         """
         step = max(curve) if curve else None
-        if step is None or step <= self.n_warmup_steps:
+        # As Optuna's: judged from step `n_warmup_steps` on, every `interval_steps` steps (a
+        # check that falls on a step with no report is made at the next reported step).
+        if step is None or step < self.n_warmup_steps:
             return False
-        if (step - self.n_warmup_steps) % self.interval_steps:
+        due = (step - self.n_warmup_steps) // self.interval_steps * self.interval_steps
+        previous = max((s for s in curve if s != step), default=-1)
+        if previous >= due + self.n_warmup_steps:
             return False
         if len(peers) < max(1, self.n_startup_trials):
             return False
         ours = self._value(curve, step, maximize)
         if math.isnan(ours):
             return True
-        peers_here = [peer for peer in peers if step in peer]
-        bar = self._bar(peers_here, step, maximize)
+        # One rule for every bar (this median, `leaders`, `lookahead`): a peer is judged as the
+        # trial is. With `best`, a peer that ended before the step counts with its final best
+        # (what early stopping kept of it); with `current`, only peers with a value at the step.
+        bar = self._bar(peers, step, maximize)
         if bar is None:
             return False
         behind = ours < bar if maximize else ours > bar
@@ -149,7 +169,7 @@ class CurvePercentilePruner(BasePruner):
             return behind
         # Still catching up? Project the recent pace of its best so far `lookahead` steps on and
         # compare with where the same peers' bests were that many steps later.
-        ahead = self._bar(peers_here, step + self.lookahead, maximize, judge="best")
+        ahead = self._bar(peers, step + self.lookahead, maximize, judge="best")
         earlier = self._value(curve, max(1, step - PACE_STEPS), maximize, judge="best")
         best_now = self._value(curve, step, maximize, judge="best")
         if ahead is None or math.isnan(earlier) or math.isnan(best_now):
@@ -159,19 +179,19 @@ class CurvePercentilePruner(BasePruner):
         return projected < ahead if maximize else projected > ahead
 
     def still_improving(self, curve: Mapping[int, float], maximize: bool) -> bool:
-        """Did the best so far gain >= ``SPARE_GAIN`` of its value over the last steps?
+        """Did the best so far gain >= ``spare_gain`` of its value over ``spare_window`` steps?
 
         The test ``spare`` applies to a trial the rule would cut (module docstring).
         """
         step = max(curve) if curve else None
-        if step is None or step <= PACE_STEPS:
+        if step is None or step <= self.spare_window:
             return False
         now = self._value(curve, step, maximize, judge="best")
-        before = self._value(curve, step - PACE_STEPS, maximize, judge="best")
+        before = self._value(curve, step - self.spare_window, maximize, judge="best")
         if math.isnan(now) or math.isnan(before) or before == 0:
             return False
         gain = (now - before) if maximize else (before - now)
-        return gain >= SPARE_GAIN * abs(before)
+        return gain >= self.spare_gain * abs(before)
 
     def _leaders_bar(
         self, peers: Sequence[Mapping[int, float]], step: int, maximize: bool
@@ -179,8 +199,8 @@ class CurvePercentilePruner(BasePruner):
         """The slowest of the ``leaders`` best complete peers at ``step``, judged as ``judge`` says.
 
         Leaders are ranked by the best value of their whole curve (what a complete trial
-        reports). With ``judge: best`` a leader that ended before ``step`` counts with its final
-        best; with ``current`` it has no value there and does not count.
+        reports). As for the median bar, with ``judge: best`` a leader that ended before
+        ``step`` counts with its final best; with ``current`` it has no value there.
         """
         ranked = [
             (final, peer)

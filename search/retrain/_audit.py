@@ -1,13 +1,15 @@
 """``hpsearch audit``: train a sample of a study's pruned and early-stopped trials again.
 
-A sample of a study's pruned and early-stopped trials is trained again to full length, with the
-same parameters and the same training seed, no pruner and no early stopping, in a companion
+A random sample (fixed by the study's seed) of a study's pruned and early-stopped trials is
+trained again to full length, with the same parameters and the same training seed, no pruner
+and no early stopping, in a companion
 study ``<name>/audit`` (resumable like every study: rerunning trains only what is missing).
 What they reached is read back and judged by ``search/readout/_audit.py``.
 """
 
 from __future__ import annotations
 
+import random
 import sys
 import warnings
 from collections.abc import Sequence
@@ -29,13 +31,18 @@ from storage.urls import mask_password
 DEFAULT_AUDIT_TRIALS = 10
 
 
-def sample(candidates: Sequence[TrialRecord], count: int) -> list[TrialRecord]:
-    """``count`` trials spread evenly over the study's history (all when fewer)."""
+def sample(candidates: Sequence[TrialRecord], count: int, seed: int) -> list[TrialRecord]:
+    """A random sample of ``count`` trials fixed by ``seed`` (all when fewer), by number.
+
+    Random rather than evenly spaced by number: an even spacing falls mostly on the sampler's
+    random start-up trials and rarely on the model-guided ones. The same seed (the study's)
+    draws the same sample, so a rerun of the audit trains only what is missing.
+    """
     ordered = sorted(candidates, key=lambda r: r.number)
     if count >= len(ordered):
         return ordered
-    step = len(ordered) / count
-    return [ordered[int(index * step)] for index in range(count)]
+    chosen = random.Random(seed).sample(range(len(ordered)), count)
+    return [ordered[index] for index in sorted(chosen)]
 
 
 def _command_from_file(study_name: str, stored: Any, config_path: str | None) -> dict[str, Any]:
@@ -99,7 +106,7 @@ def run_audit(
     source_config = config_from_dict(raw, f"study {study_name!r}")
     all_trials = source.get_trials(deepcopy=False)
     candidates = stopped_trials(all_trials)
-    chosen = sample(candidates, trials)
+    chosen = sample(candidates, trials, source_config.study.seed)
     config = audit_config(source_config, study_name + AUDIT_SUFFIX, storage, len(chosen))
     companion = _open_companion(config)
     done = by_audited_trial(companion.get_trials(deepcopy=False))
@@ -122,7 +129,7 @@ def run_audit(
         + "\n"
     )
     stream.flush()
-    run_queued(companion, config, device=device, workers=workers, on_trial=_AuditPrinter())
+    run_queued(companion, config, device=device, workers=workers, on_trial=_AuditPrinter(stream))
     return audit_result(source, companion, chosen, candidates)
 
 

@@ -21,7 +21,7 @@ import optuna
 from search.config import PrunerSection, StudyConfig, config_differences, describe
 from search.errors import ConfigError, StudyError
 from search.pruning import build_pruner, build_sampler
-from search.trial import CONFIG, ENQUEUE_INDEX, FINISHED, grid
+from search.trial import CONFIG, DATA_VERSION, ENQUEUE_INDEX, FINISHED, grid
 from search.version import __version__
 from storage.connect import open_storage
 from storage.proxy import ProxyClient
@@ -83,6 +83,7 @@ def open_study(
                     f"metrics {', '.join(before)} in that order; metric "
                     f"{', '.join(config.metrics)} cannot continue it; use another --study-name"
                 )
+        _check_data_version(config, existing, storage_url)
         if stored is not None and not allow_config_change:
             differences = config_differences(stored, config.to_dict())
             if differences:
@@ -116,9 +117,28 @@ def open_study(
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             # The dashboard then says "val_loss" instead of "Objective 0".
             study.set_metric_names(list(config.metrics))
+        if config.spec.data_version is not None:
+            study.set_user_attr(DATA_VERSION, config.spec.data_version)
         study.set_user_attr(CONFIG, config.to_dict(mask_password=True))
         _enqueue_once(study, config.enqueue)
     return study, created
+
+
+def _check_data_version(
+    config: StudyConfig, existing: optuna.study.Study, storage_url: StorageUrl
+) -> None:
+    """Refuse to resume a study whose trials trained on data of another generator version."""
+    version = config.spec.data_version
+    if version is None or CONFIG not in existing.user_attrs:
+        return
+    # Studies from before versions were recorded hold no version: generator 1.
+    stored = existing.user_attrs.get(DATA_VERSION, 1)
+    if stored != version:
+        raise ConfigError(
+            f"study {config.study.name!r} in {storage_url.masked} was made by version {stored} "
+            f"of the {config.objective} data generator, and this hpsearch has version {version}: "
+            "its trials trained on other data; run it under a new --study-name"
+        )
 
 
 def _create_or_load(

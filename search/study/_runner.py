@@ -166,7 +166,7 @@ def _run(
             BuildRequest(
                 params=params,
                 data=config.data_config(),
-                data_seed=config.study.seed,
+                data_seed=config.data_seed,
                 seed=seed,
                 device=device,
             )

@@ -69,6 +69,7 @@ CONFIG = "config"
 ENVIRONMENT = "environment"
 MAJORITY_CLASS_ACCURACY = "majority_class_accuracy"
 DATA_SIZES = "data_sizes"
+DATA_VERSION = "data_version"  # the objective's data generator version (ObjectiveSpec)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 INFEASIBLE = "infeasible:"  # how the reason of a proposal stopped by `constraints:` begins

@@ -64,7 +64,7 @@ def fingerprint(config: StudyConfig, params: dict[str, Any], seed: int) -> str:
     what = {
         "objective": config.objective,
         "data": config.data_config().model_dump(mode="json"),
-        "data_seed": config.study.seed,
+        "data_seed": config.data_seed,
         "seed": seed,
         "params": params,
         "metric": config.metric,

@@ -46,7 +46,7 @@ FAST, SLOW = 1e-2, 1e-4
 MO_STUDY: dict[str, Any] = {
     "study": {"name": "mo", "metric": ["val_accuracy", "num_params"], "n_trials": 4},
     "sampler": {"name": "random", "args": {}},
-    "pruner": {"name": "median", "args": {"n_startup_trials": 2, "n_warmup_steps": 1}},
+    "pruner": {"name": "median", "args": {"n_startup_trials": 2, "n_warmup_steps": 2}},
     "fixed": {"epochs": 4, "batch_size": 32, "num_layers": 1, "num_heads": 1},
     "search": {
         "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},

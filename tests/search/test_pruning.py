@@ -69,8 +69,25 @@ def test_startup_and_warmup_hold_pruning_off() -> None:
     study = _study(PEERS)
     worst = _curve([9.0, 9.0, 9.0, 9.0], TrialState.RUNNING)
     assert CurvePercentilePruner(n_startup_trials=4).prune(study, worst) is False
-    assert CurvePercentilePruner(n_startup_trials=3, n_warmup_steps=4).prune(study, worst) is False
+    assert CurvePercentilePruner(n_startup_trials=3, n_warmup_steps=5).prune(study, worst) is False
     assert CurvePercentilePruner(n_startup_trials=3).prune(study, worst) is True
+
+
+@pytest.mark.parametrize("warmup", [0, 1, 2, 3, 4, 5])
+@pytest.mark.parametrize("interval", [1, 2])
+def test_warmup_and_interval_mean_what_they_mean_in_optuna(warmup: int, interval: int) -> None:
+    """With ``judge: current`` the rule is Optuna's median rule: the same steps are judged."""
+    study = _study(PEERS)
+    ours = CurvePercentilePruner(
+        n_startup_trials=3, n_warmup_steps=warmup, interval_steps=interval, judge="current"
+    )
+    stock = optuna.pruners.MedianPruner(
+        n_startup_trials=3, n_warmup_steps=warmup, interval_steps=interval
+    )
+    for steps in range(1, 5):
+        # Far behind at every step: pruned wherever a step is judged at all.
+        trial = _curve([9.0] * steps, TrialState.RUNNING)
+        assert ours.prune(study, trial) == bool(stock.prune(study, trial)), (warmup, interval, steps)
 
 
 def test_the_config_selects_it_with_judge_and_checks_the_value() -> None:
@@ -227,7 +244,7 @@ def test_the_config_selects_it_with_spare_and_checks_the_value() -> None:
 SPARE_STUDY: dict[str, Any] = {
     "study": {"name": "spare", "metric": "val_loss", "n_trials": 6, "seed": 0},
     "sampler": {"name": "random", "args": {}},
-    "pruner": {"name": "median", "args": {"n_startup_trials": 3, "n_warmup_steps": 2, "spare": 1}},
+    "pruner": {"name": "median", "args": {"n_startup_trials": 3, "n_warmup_steps": 3, "spare": 1}},
     "objective": "toy_transformer",
     "fixed": {
         "epochs": 8,
