@@ -132,7 +132,7 @@ def _check_data_version(
     if version is None or CONFIG not in existing.user_attrs:
         return
     # Studies from before versions were recorded hold no version: generator 1.
-    stored = existing.user_attrs.get(DATA_VERSION, 1)
+    stored = existing.user_attrs.get(DATA_VERSION) or 1
     if stored != version:
         raise ConfigError(
             f"study {config.study.name!r} in {storage_url.masked} was made by version {stored} "

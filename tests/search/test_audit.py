@@ -126,3 +126,29 @@ def test_an_early_stopped_trial_that_running_on_does_not_improve_is_no_wrong_pru
         (4, "early-stopped", True, True),
     ]
     assert result.wrong_rate == 0.5
+
+
+def test_the_audit_sample_is_random_fixed_by_the_seed_and_ordered() -> None:
+    from search.retrain._audit import sample
+    from search.trial import TrialRecord
+
+    study = optuna.create_study()
+    for number in range(30):
+        study.add_trial(
+            create_trial(
+                state=TrialState.PRUNED,
+                params={"x": 0.5},
+                distributions={"x": FloatDistribution(0.0, 1.0)},
+                intermediate_values={1: float(number)},
+            )
+        )
+    records = [TrialRecord.from_trial(t) for t in study.get_trials()]
+    first = [r.number for r in sample(records, 10, seed=3)]
+    assert first == [r.number for r in sample(list(reversed(records)), 10, seed=3)]
+    assert first == sorted(first) and len(set(first)) == 10
+    assert first != [r.number for r in sample(records, 10, seed=4)]
+    # Not the even spacing by number (0, 3, 6, ...): TPE's later trials are drawn too.
+    assert first != list(range(0, 30, 3))
+    draws = {n for seed in range(20) for n in (r.number for r in sample(records, 5, seed))}
+    assert max(draws) >= 25
+    assert [r.number for r in sample(records, 40, seed=3)] == list(range(30))

@@ -87,7 +87,11 @@ def test_warmup_and_interval_mean_what_they_mean_in_optuna(warmup: int, interval
     for steps in range(1, 5):
         # Far behind at every step: pruned wherever a step is judged at all.
         trial = _curve([9.0] * steps, TrialState.RUNNING)
-        assert ours.prune(study, trial) == bool(stock.prune(study, trial)), (warmup, interval, steps)
+        assert ours.prune(study, trial) == bool(stock.prune(study, trial)), (
+            warmup,
+            interval,
+            steps,
+        )
 
 
 def test_the_config_selects_it_with_judge_and_checks_the_value() -> None:
@@ -95,6 +99,11 @@ def test_the_config_selects_it_with_judge_and_checks_the_value() -> None:
     assert isinstance(pruner, CurvePercentilePruner) and pruner.judge == "current"
     assert pruner.percentile == 50.0
     assert not isinstance(build_pruner(PrunerSection(name="median")), CurvePercentilePruner)
+    # Only Optuna's own arguments: Optuna's own class, not a subclass or a wrapper.
+    stock = build_pruner(
+        PrunerSection(name="median", args={"n_startup_trials": 5, "n_warmup_steps": 5})
+    )
+    assert type(stock) is optuna.pruners.MedianPruner
     with pytest.raises(ConfigError, match=r"pruner\.args\.judge: must be one of best, current"):
         build_pruner(PrunerSection(name="median", args={"judge": "last"}))
     with pytest.raises(ConfigError, match="only the median and percentile pruners take it"):
@@ -308,3 +317,17 @@ def test_spare_is_refused_for_a_study_with_several_metrics(
     assert done.returncode == 2
     assert "pruner.args.spare: applies to single-metric studies" in done.stderr
     assert not (tmp_path / "hp.db").exists()
+
+
+def test_spare_gain_and_window_are_arguments_of_the_spare_test() -> None:
+    # The best so far falls 1.0 -> 0.9 -> 0.85 -> 0.84: 6.7 % over the last 2 steps, 1.2 % over 1.
+    curve = dict(enumerate([1.0, 0.9, 0.85, 0.84], start=1))
+    assert CurvePercentilePruner(spare=1).still_improving(curve, maximize=False)
+    assert not CurvePercentilePruner(spare=1, spare_gain=0.1).still_improving(curve, False)
+    assert not CurvePercentilePruner(spare=1, spare_window=1).still_improving(curve, False)
+    assert CurvePercentilePruner(spare=1, spare_window=3).still_improving(curve, False)
+    built = build_pruner(PrunerSection(name="median", args={"spare": 2, "spare_gain": 0.05}))
+    assert isinstance(built, CurvePercentilePruner) and built.spare_gain == 0.05
+    for bad in ({"spare_gain": 1.5}, {"spare_window": 0}, {"spare_window": 1.5}):
+        with pytest.raises(ConfigError, match=r"pruner\.args: invalid for median: spare_"):
+            build_pruner(PrunerSection(name="median", args={"spare": 1, **bad}))
