@@ -1,0 +1,321 @@
+"""The pruning ablation's tables, paired intervals, verdicts and plot, from its stored rows.
+
+``python -m benchmarks.ablation report`` rewrites everything below the pre-registration of
+``benchmarks/RESULTS-ablation.md`` (which it never touches) and draws
+``benchmarks/ablation/epochs-vs-accuracy.png``. Nothing here runs a study.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.ablation import (
+    ACC_FLOOR,
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    COMPARISONS,
+    DEVELOPMENT,
+    HELDOUT,
+    MIN_SAVING,
+    REPO,
+    REQUIRED_PAIRS,
+    VARIANTS,
+    WRONG_DROP,
+    load_rows,
+)
+
+RESULTS = REPO / "benchmarks" / "RESULTS-ablation.md"
+PLOT = REPO / "benchmarks" / "ablation" / "epochs-vs-accuracy.png"
+RESULTS_HEADING = "## Results"
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.mean:+.4f} [{self.low:+.4f}, {self.high:+.4f}]"
+
+
+def bootstrap_mean(values: Sequence[float], seed: int = BOOTSTRAP_SEED) -> Interval:
+    """The mean of ``values`` and its bootstrap 95 % interval (resampling the values)."""
+    data = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, len(data), (BOOTSTRAP_RESAMPLES, len(data)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return Interval(float(data.mean()), float(low), float(high))
+
+
+def bootstrap_saving(
+    with_s: Sequence[float], without: Sequence[float], seed: int = BOOTSTRAP_SEED
+) -> Interval:
+    """``1 - sum(with) / sum(without)`` over paired values, with its bootstrap 95 % interval."""
+    a, b = np.asarray(with_s, dtype=float), np.asarray(without, dtype=float)
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, len(a), (BOOTSTRAP_RESAMPLES, len(a)))
+    savings = 1.0 - a[index].sum(axis=1) / b[index].sum(axis=1)
+    low, high = np.percentile(savings, [2.5, 97.5])
+    return Interval(float(1.0 - a.sum() / b.sum()), float(low), float(high))
+
+
+def pair_of(row: Row) -> tuple[int, int]:
+    return (row["sampler_seed"], row["data_seed"])
+
+
+def group_rows(
+    rows: dict[str, Row], regime: str, pairs: Sequence[tuple[int, int]]
+) -> dict[str, dict[tuple[int, int], Row]]:
+    """variant -> seed pair -> row, for one regime and one set of pairs."""
+    wanted = set(pairs)
+    found: dict[str, dict[tuple[int, int], Row]] = {}
+    for row in rows.values():
+        if row["regime"] == regime and pair_of(row) in wanted:
+            found.setdefault(row["variant"], {})[pair_of(row)] = row
+    return found
+
+
+def wrong_stops(rows: Sequence[Row], ended: str) -> tuple[int, int]:
+    """(wrong, audited) over the audits of ``rows`` for trials that ``ended`` that way."""
+    wrong = audited = 0
+    for row in rows:
+        for item in (row.get("audit") or {}).get("rows", []):
+            if item["ended"] != ended or item["full_value"] is None:
+                continue
+            audited += 1
+            wrong += bool(item["beats_best"] or item["enters_top3"])
+    return wrong, audited
+
+
+def _rate(pair: tuple[int, int]) -> float | None:
+    wrong, audited = pair
+    return wrong / audited if audited else None
+
+
+def within_a(row: Row, a_row: Row) -> bool:
+    """The winner is A's winner, or its test accuracy is inside A's winner's interval."""
+    if row["winner_params"] == a_row["winner_params"]:
+        return True
+    acc, base = row["winner_test_accuracy"], a_row["winner_test_accuracy"]
+    if acc is None or base is None:
+        return False
+    se = math.sqrt(base * (1 - base) / a_row["n_test"])
+    return acc >= base - 1.96 * se
+
+
+def summary_table(by_variant: dict[str, dict[tuple[int, int], Row]]) -> list[str]:
+    lines = [
+        "| variant | pairs | total epochs (sum) | epochs vs A | best val_loss (median) | "
+        "winner test acc (mean) | A's winner or inside its interval | pruned / early-stopped "
+        "trials | wrong stops: pruned | wrong stops: early-stopped | spared trials: ended top 3 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    a_rows = by_variant.get("A", {})
+    for letter, variant in VARIANTS.items():
+        runs = by_variant.get(letter)
+        if not runs:
+            continue
+        rows = list(runs.values())
+        epochs = sum(r["total_epochs"] for r in rows)
+        common = [p for p in runs if p in a_rows]
+        a_epochs = sum(a_rows[p]["total_epochs"] for p in common)
+        mine = sum(runs[p]["total_epochs"] for p in common)
+        versus_a = f"{a_epochs / mine:.2f}x fewer" if common and mine else "-"
+        losses = [r["best_val_loss"] for r in rows if r["best_val_loss"] is not None]
+        accs = [r["winner_test_accuracy"] for r in rows if r["winner_test_accuracy"] is not None]
+        found = sum(within_a(runs[p], a_rows[p]) for p in common)
+        spared = [s for r in rows for s in r.get("spared", [])]
+        top = sum(1 for s in spared if s.get("rank") is not None and s["rank"] <= 3)
+        pw, pa = wrong_stops(rows, "pruned")
+        ew, ea = wrong_stops(rows, "early-stopped")
+        lines.append(
+            f"| {letter} {variant.name} | {len(rows)} | {epochs} | {versus_a} | "
+            f"{float(np.median(losses)):.4f} | {float(np.mean(accs)):.4f} | "
+            f"{found}/{len(common)} | {sum(r['pruned'] for r in rows)} / "
+            f"{sum(r['early_stopped'] for r in rows)} | {pw}/{pa} | {ew}/{ea} | "
+            f"{top}/{len(spared)} |"
+        )
+    return lines
+
+
+def paired_table(by_variant: dict[str, dict[tuple[int, int], Row]], base: str) -> list[str]:
+    lines = [
+        f"| variant | pairs | winner test acc minus {base}'s: mean [95 % CI] | win/tie/loss | "
+        f"epoch saving vs {base} [95 % CI] |",
+        "|---|---|---|---|---|",
+    ]
+    base_rows = by_variant.get(base, {})
+    for letter in VARIANTS:
+        if letter == base or letter not in by_variant:
+            continue
+        common = [p for p in by_variant[letter] if p in base_rows]
+        if len(common) < 2:
+            continue
+        mine = [by_variant[letter][p] for p in common]
+        theirs = [base_rows[p] for p in common]
+        deltas = [
+            m["winner_test_accuracy"] - t["winner_test_accuracy"]
+            for m, t in zip(mine, theirs, strict=True)
+        ]
+        wins = sum(d > 0 for d in deltas)
+        ties = sum(d == 0 for d in deltas)
+        saving = bootstrap_saving(
+            [m["total_epochs"] for m in mine], [t["total_epochs"] for t in theirs]
+        )
+        lines.append(
+            f"| {letter} | {len(common)} | {bootstrap_mean(deltas)} | {wins}/{ties}/"
+            f"{len(deltas) - wins - ties} | {saving.mean:.1%} "
+            f"[{saving.low:.1%}, {saving.high:.1%}] |"
+        )
+    return lines
+
+
+def verdicts(by_variant: dict[str, dict[tuple[int, int], Row]]) -> list[str]:
+    """The pre-registered rule applied to each comparison whose variants have their pairs."""
+    lines = []
+    for setting, with_s, without in COMPARISONS:
+        need = min(REQUIRED_PAIRS[with_s], REQUIRED_PAIRS[without])
+        pairs = [
+            p
+            for p in HELDOUT[:need]
+            if p in by_variant.get(with_s, {}) and p in by_variant.get(without, {})
+        ]
+        if len(pairs) < need:
+            lines.append(
+                f"- **{setting}** ({with_s} vs {without}): pending, {len(pairs)}/{need} pairs run"
+            )
+            continue
+        mine = [by_variant[with_s][p] for p in pairs]
+        theirs = [by_variant[without][p] for p in pairs]
+        delta = bootstrap_mean(
+            [
+                m["winner_test_accuracy"] - t["winner_test_accuracy"]
+                for m, t in zip(mine, theirs, strict=True)
+            ]
+        )
+        saving = 1 - sum(m["total_epochs"] for m in mine) / sum(t["total_epochs"] for t in theirs)
+        rate_with = _combined_rate(mine)
+        rate_without = _combined_rate(theirs)
+        fewer_wrong = (
+            rate_with is not None
+            and rate_without is not None
+            and rate_without - rate_with >= WRONG_DROP
+        )
+        stays = delta.low > ACC_FLOOR and (saving >= MIN_SAVING or fewer_wrong)
+        lines.append(
+            f"- **{setting}** ({with_s} vs {without}, {len(pairs)} pairs): d_acc {delta}; saving "
+            f"{saving:.1%}; wrong-stop rate {_pct(rate_with)} vs {_pct(rate_without)} -> "
+            + ("**stays**" if stays else f"**goes** (the simpler {without} wins)")
+        )
+    return lines
+
+
+def _combined_rate(rows: Sequence[Row]) -> float | None:
+    pw, pa = wrong_stops(rows, "pruned")
+    ew, ea = wrong_stops(rows, "early-stopped")
+    return _rate((pw + ew, pa + ea))
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def plot(by_variant: dict[str, dict[tuple[int, int], Row]], path: Path, title: str) -> None:
+    """Epochs relative to A (x) against the winner's test accuracy minus A's (y), per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    a_rows = by_variant.get("A", {})
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for letter in VARIANTS:
+        runs = by_variant.get(letter, {})
+        common = [p for p in runs if p in a_rows]
+        if len(common) < 2:
+            continue
+        share = sum(runs[p]["total_epochs"] for p in common) / sum(
+            a_rows[p]["total_epochs"] for p in common
+        )
+        delta = bootstrap_mean(
+            [runs[p]["winner_test_accuracy"] - a_rows[p]["winner_test_accuracy"] for p in common]
+        )
+        axes.errorbar(
+            share,
+            delta.mean,
+            yerr=[[delta.mean - delta.low], [delta.high - delta.mean]],
+            fmt="o",
+            capsize=3,
+        )
+        axes.annotate(letter, (share, delta.mean), textcoords="offset points", xytext=(6, 4))
+    axes.axhline(0.0, color="grey", linewidth=0.8)
+    axes.axhline(ACC_FLOOR, color="grey", linewidth=0.8, linestyle="--")
+    axes.set_xlabel("epochs trained, share of A's (no pruner, no early stopping)")
+    axes.set_ylabel("winner's test accuracy minus A's (mean, 95 % CI)")
+    axes.set_title(title)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def section(
+    title: str, by_variant: dict[str, dict[tuple[int, int], Row]], verdict: bool
+) -> list[str]:
+    lines = [f"### {title}", "", *summary_table(by_variant), ""]
+    if "A" in by_variant:
+        lines += [
+            "Paired against A (no pruner, no early stopping):",
+            "",
+            *paired_table(by_variant, "A"),
+            "",
+        ]
+    if "B" in by_variant:
+        lines += ["Paired against B (early stopping only):", "", *paired_table(by_variant, "B"), ""]
+    if verdict:
+        lines += ["Verdicts of the pre-registered rule:", "", *verdicts(by_variant), ""]
+    return lines
+
+
+def write_report(rows_path: Path, quick: bool = False, out: Callable[[str], None] = print) -> None:
+    rows = load_rows(rows_path)
+    if quick:
+        groups = {
+            "Quick size (plumbing only; numbers mean nothing)": group_rows(
+                rows, "hard", HELDOUT[:2]
+            ),
+        }
+        out("\n".join(line for title, g in groups.items() for line in section(title, g, False)))
+        return
+    heldout = group_rows(rows, "hard", HELDOUT)
+    parts = [
+        RESULTS_HEADING,
+        "",
+        f"Rows: {len(rows)} studies in `benchmarks/ablation/rows.jsonl`; wall time of the studies "
+        f"{sum(r['wall_seconds'] for r in rows.values()) / 3600:.1f} h and of their audits "
+        f"{sum(r['audit_seconds'] for r in rows.values()) / 3600:.1f} h (2 at a time on 2 cores).",
+        "",
+        *section("Held-out pairs, hard regime (the verdict)", heldout, True),
+        f"![epochs vs winner quality](ablation/{PLOT.name})",
+        "",
+    ]
+    development = group_rows(rows, "hard", DEVELOPMENT)
+    if development:
+        parts += section("Development seeds 0-4 (no verdict)", development, False)
+    second = group_rows(rows, "second", HELDOUT)
+    if second:
+        parts += section("Second regime (no verdict)", second, False)
+    if len(heldout.get("A", {})) >= 2:
+        plot(heldout, PLOT, "Held-out pairs, hard regime")
+    text = RESULTS.read_text()
+    head = text.split(RESULTS_HEADING)[0].rstrip() + "\n\n"
+    RESULTS.write_text(head + "\n".join(parts).rstrip() + "\n")
+    out(f"wrote {RESULTS} ({len(rows)} rows)")

@@ -1,0 +1,137 @@
+"""The pruning ablation: each variant builds the pruner it names, the plan, the rule, the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from benchmarks import ablation, ablation_report
+from search.config import load_config
+from search.pruning import CurvePercentilePruner, build_pruner
+from tests.conftest import REPO
+
+
+def _config(letter: str) -> Any:
+    job = ablation.Job("hard", letter, 7103, 9109, ablation.FULL, quick=False)
+    return load_config(REPO / ablation.CONFIG, list(job.overrides()))
+
+
+@pytest.mark.parametrize(
+    ("letter", "pruner", "patience"),
+    [
+        ("A", optuna.pruners.NopPruner, None),
+        ("B", optuna.pruners.NopPruner, 5),
+        ("C", optuna.pruners.MedianPruner, None),
+        ("D", optuna.pruners.MedianPruner, 5),
+        ("E", CurvePercentilePruner, 5),
+        ("F", CurvePercentilePruner, 5),
+        ("G", CurvePercentilePruner, 5),
+        ("H", CurvePercentilePruner, 5),
+        ("I", optuna.pruners.PatientPruner, 5),
+        ("J", optuna.pruners.SuccessiveHalvingPruner, 5),
+        ("K", optuna.pruners.HyperbandPruner, 5),
+    ],
+)
+def test_each_variant_builds_what_it_names(letter: str, pruner: type, patience: int | None) -> None:
+    config = _config(letter)
+    built = build_pruner(config.pruner)
+    assert type(built) is pruner
+    assert config.fixed.get("early_stopping_patience") == patience
+    assert (config.study.seed, config.data_seed, config.data["n_test"]) == (7103, 9109, 10_000)
+    assert (config.study.n_trials, config.fixed["epochs"]) == (30, 40)
+    if pruner is optuna.pruners.MedianPruner:
+        # First cut at epoch 5, as the default's.
+        assert (built._n_startup_trials, built._n_warmup_steps) == (5, 5)
+    if isinstance(built, CurvePercentilePruner):
+        expected = {"E": (0, 0), "F": (3, 0), "G": (0, 3), "H": (3, 3)}[letter]
+        assert (built.spare, built.leaders) == expected
+        assert (built.judge, built.n_warmup_steps, built.n_startup_trials) == ("best", 5, 5)
+
+
+def test_the_plan_runs_each_variant_on_its_pairs_and_keeps_the_seeds_apart() -> None:
+    jobs = ablation.plan("heldout", list(ablation.VARIANTS), quick=False, pairs=None)
+    per_letter = {letter: sum(j.letter == letter for j in jobs) for letter in ablation.VARIANTS}
+    assert per_letter == ablation.REQUIRED_PAIRS
+    assert len({j.label for j in jobs}) == len(jobs)
+    held = {seed for pair in ablation.HELDOUT for seed in pair}
+    development = {seed for pair in ablation.DEVELOPMENT for seed in pair} | set(range(10, 16))
+    assert len(ablation.HELDOUT) == 20 and not held & development
+    # The first 5 pairs already hold every sampler seed.
+    assert {s for s, _ in ablation.HELDOUT[:5]} == set(ablation.HELDOUT_SAMPLER_SEEDS)
+
+
+def _row(letter: str, pair: tuple[int, int], epochs: int, acc: float, **extra: Any) -> dict:
+    return {
+        "label": f"hard-{letter}-s{pair[0]}-d{pair[1]}",
+        "regime": "hard",
+        "variant": letter,
+        "sampler_seed": pair[0],
+        "data_seed": pair[1],
+        "n_test": 10_000,
+        "total_epochs": epochs,
+        "best_val_loss": 1.0,
+        "winner_params": {"lr": acc},
+        "winner_test_accuracy": acc,
+        "pruned": 0,
+        "early_stopped": 0,
+        "spared": [],
+        "audit": None,
+        **extra,
+    }
+
+
+def _audit(wrong: int, right: int) -> dict:
+    rows = [{"ended": "pruned", "full_value": 1.0, "beats_best": True, "enters_top3": True}] * wrong
+    rows += [
+        {"ended": "pruned", "full_value": 1.0, "beats_best": False, "enters_top3": False}
+    ] * right
+    return {"rows": rows}
+
+
+def test_the_rule_keeps_a_setting_that_saves_epochs_at_no_cost_and_drops_one_that_costs() -> None:
+    rows = {}
+    for index, pair in enumerate(ablation.HELDOUT):
+        jitter = 0.002 * (index % 3 - 1)
+        rows_here = [
+            _row("A", pair, 1200, 0.72),
+            _row("B", pair, 600, 0.72 + jitter),
+            # The pruner saves a third of B's epochs at the same accuracy: stays.
+            _row("D", pair, 400, 0.72 + jitter, audit=_audit(0, 5)),
+            # The bundle saves little and loses 0.02: goes.
+            _row("H", pair, 390, 0.70 + jitter, audit=_audit(1, 4)),
+        ]
+        if index < 10:
+            # judge: best saves nothing but stops fewer trials wrongly... by less than 2 points.
+            rows_here.append(_row("E", pair, 400, 0.72 + jitter, audit=_audit(0, 5)))
+        rows.update({r["label"]: r for r in rows_here})
+    by_variant = ablation_report.group_rows(rows, "hard", ablation.HELDOUT)
+    lines = "\n".join(ablation_report.verdicts(by_variant))
+    assert "- **early stopping** (B vs A, 20 pairs): d_acc" in lines
+    verdict = {line.split("**")[1]: line for line in ablation_report.verdicts(by_variant)}
+    assert verdict["early stopping"].endswith("**stays**")
+    assert verdict["the pruner over early stopping"].endswith("**stays**")
+    assert "goes" in verdict["judge: best"]
+    assert "goes" in verdict["the custom bundle (judge, spare, leaders)"]
+    assert "pending, 0/10 pairs run" in verdict["spare: 3"]
+    # Paired table and summary render every variant present.
+    table = "\n".join(ablation_report.paired_table(by_variant, "A"))
+    (h_line,) = [line for line in table.splitlines() if line.startswith("| H |")]
+    assert h_line.startswith("| H | 20 | -0.020") and "| 0/0/20 |" in h_line
+
+
+def test_bootstrap_intervals_hold_the_mean_and_narrow_with_more_pairs() -> None:
+    few = ablation_report.bootstrap_mean([0.01, -0.02, 0.0, 0.03])
+    many = ablation_report.bootstrap_mean([0.01, -0.02, 0.0, 0.03] * 10)
+    assert few.low <= few.mean <= few.high
+    assert many.high - many.low < few.high - few.low
+    saving = ablation_report.bootstrap_saving([50, 60, 40], [100, 100, 100])
+    assert saving.mean == pytest.approx(0.5) and saving.low <= 0.5 <= saving.high
+
+
+def test_rows_are_appended_and_read_back_by_label(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"label": "x", "v": 1}\n\n{"label": "y", "v": 2}\n{"label": "x", "v": 3}\n')
+    assert ablation.load_rows(path) == {"x": {"label": "x", "v": 3}, "y": {"label": "y", "v": 2}}
