@@ -10,7 +10,7 @@ WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 # Tests and CI never reach a model or dataset hub.
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE
 
-.PHONY: install study test test-fast dashboard lint format bench bench-deps bench-quick gpu-wheels gpu-check clean
+.PHONY: install study test test-fast dashboard lint format bench bench-deps bench-quick bench-ablation bench-ablation-quick gpu-wheels gpu-check clean
 
 install: $(STAMP)
 
@@ -56,6 +56,18 @@ bench: bench-deps
 
 bench-quick: bench-deps
 	$(OFFLINE) $(PY) -m benchmarks --quick
+
+# The pruning ablation (benchmarks/ablation.py): about 7 hours in all, so never part of `bench`.
+# One piece: the studies of ABLATION_ARGS that have no row yet, nothing new after --minutes;
+# rerun it until the report's verdicts are no longer pending, committing the rows of each piece.
+ABLATION_ARGS ?= --group heldout --variants A,B,C,D,H --minutes 55
+bench-ablation: $(STAMP)
+	$(OFFLINE) $(PY) -m benchmarks.ablation run $(ABLATION_ARGS)
+	$(PY) -m benchmarks.ablation report
+
+bench-ablation-quick: $(STAMP)
+	$(OFFLINE) $(PY) -m benchmarks.ablation run --quick --variants A,B,D,H --pairs 1
+	$(OFFLINE) $(PY) -m benchmarks.ablation report --quick
 
 # The GPU check (README "Running on GPUs") runs on a machine's own Python 3.12, torch and
 # transformers. The packages such a machine lacks travel as cp312 wheels in .gpu-wheels (git-ignored,

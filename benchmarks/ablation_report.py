@@ -29,6 +29,10 @@ from benchmarks.ablation import (
     WRONG_DROP,
     load_rows,
 )
+from benchmarks.ablation_minilm import EPOCHS as MINILM_EPOCHS
+from benchmarks.ablation_minilm import QUICK_ROWS as MINILM_QUICK_ROWS
+from benchmarks.ablation_minilm import ROWS as MINILM_ROWS
+from benchmarks.ablation_minilm_report import section as minilm_section
 
 RESULTS = REPO / "benchmarks" / "RESULTS-ablation.md"
 PLOT = REPO / "benchmarks" / "ablation" / "epochs-vs-accuracy.png"
@@ -293,7 +297,9 @@ def write_report(rows_path: Path, quick: bool = False, out: Callable[[str], None
                 rows, "hard", HELDOUT[:2]
             ),
         }
-        out("\n".join(line for title, g in groups.items() for line in section(title, g, False)))
+        lines = [line for title, g in groups.items() for line in section(title, g, False)]
+        lines += minilm_section(MINILM_QUICK_ROWS, 2)
+        out("\n".join(lines))
         return
     heldout = group_rows(rows, "hard", HELDOUT)
     parts = [
@@ -313,6 +319,7 @@ def write_report(rows_path: Path, quick: bool = False, out: Callable[[str], None
     second = group_rows(rows, "second", HELDOUT)
     if second:
         parts += section("Second regime (no verdict)", second, False)
+    parts += minilm_section(MINILM_ROWS, MINILM_EPOCHS)
     if len(heldout.get("A", {})) >= 2:
         plot(heldout, PLOT, "Held-out pairs, hard regime")
     text = RESULTS.read_text()

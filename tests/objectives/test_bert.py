@@ -505,3 +505,26 @@ def test_bert_study_configs(tmp_path: Path) -> None:
     from search.study import check_buildable
 
     check_buildable(local, "bert_minilm_local.yaml")  # the alias and the folder pass
+
+
+def test_the_minilm_ablation_config_and_its_variants_load(tmp_path: Path) -> None:
+    from benchmarks import ablation_minilm
+    from search.config import load_config
+    from search.pruning import CurvePercentilePruner, build_pruner
+    from search.study import check_buildable
+
+    data_dir = sentiment_dir(tmp_path / "rt-like", train=20, evaluation=10)
+    path = REPO / ablation_minilm.CONFIG
+    plain = load_config(path, [f"data.dir={data_dir}"])
+    assert (plain.sampler.name, plain.pruner.name, plain.study.n_trials) == ("random", "none", 12)
+    assert (plain.fixed["epochs"], plain.fixed["max_length"]) == (8, 64)
+    assert (plain.data["max_train_samples"], plain.data["max_eval_samples"]) == (500, 1000)
+    check_buildable(plain, path.name)
+    for tpe in (False, True):
+        for pruner, patience in ablation_minilm.REPLAYS.values():
+            sets = ablation_minilm._overrides(8101, data_dir, False, pruner, patience, tpe)
+            config = load_config(path, sets)
+            built = build_pruner(config.pruner)
+            assert isinstance(built, CurvePercentilePruner) == ("judge" in pruner["args"])
+            assert config.fixed["early_stopping_patience"] == patience
+            assert config.sampler.name == ("tpe" if tpe else "random")
