@@ -236,6 +236,8 @@ def run_job(job: Job, workdir: str) -> dict[str, Any]:
             [t.number, t.state, len(t.val_loss), t.value, t.test_accuracy, t.reason]
             for t in outcome.trials
         ],
+        # Each trial's validation curve and best epoch: what replays of other rules need.
+        "curves": {str(t.number): [t.val_loss, t.best_epoch] for t in outcome.trials},
         "spared": _spared(storage, job.label),
         "audit": audit,
         "wall_seconds": outcome.wall_seconds,
