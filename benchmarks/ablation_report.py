@@ -20,6 +20,7 @@ from benchmarks.ablation import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
     COMPARISONS,
+    CONFIG,
     DEVELOPMENT,
     HELDOUT,
     MIN_SAVING,
@@ -289,6 +290,15 @@ def section(
     return lines
 
 
+def _rule_change(a_rows: list[Row]) -> list[str]:
+    from benchmarks.ablation_rule_change import compare
+    from search.config import load_config
+
+    default = load_config(REPO / CONFIG)
+    patience = default.fixed["early_stopping_patience"]
+    return compare(a_rows, default.pruner.model_dump(), patience, default.fixed["epochs"])
+
+
 def write_report(rows_path: Path, quick: bool = False, out: Callable[[str], None] = print) -> None:
     rows = load_rows(rows_path)
     if quick:
@@ -319,6 +329,7 @@ def write_report(rows_path: Path, quick: bool = False, out: Callable[[str], None
     second = group_rows(rows, "second", HELDOUT)
     if second:
         parts += section("Second regime (no verdict)", second, False)
+    parts += _rule_change(list(heldout.get("A", {}).values()))
     parts += minilm_section(MINILM_ROWS, MINILM_EPOCHS)
     if len(heldout.get("A", {})) >= 2:
         plot(heldout, PLOT, "Held-out pairs, hard regime")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.pruners import BasePruner
 from optuna.trial import TrialState
 
 from search.config import PrunerSection
@@ -56,10 +57,19 @@ class Rules:
     epochs: int
 
 
-def replay(curves: Sequence[Curve], rules: Rules, maximize: bool = False) -> list[Replayed]:
-    """Each trial of ``curves``, in order, as the variant ``rules`` would have run it."""
+def replay(
+    curves: Sequence[Curve],
+    rules: Rules,
+    maximize: bool = False,
+    pruner: BasePruner | None = None,
+) -> list[Replayed]:
+    """Each trial of ``curves``, in order, as the variant ``rules`` would have run it.
+
+    ``pruner`` replaces the one ``rules`` names (to replay a rule that is not in the code).
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    pruner = build_pruner(PrunerSection.model_validate(rules.pruner), "replay")
+    if pruner is None:
+        pruner = build_pruner(PrunerSection.model_validate(rules.pruner), "replay")
     study = optuna.create_study(direction="maximize" if maximize else "minimize", pruner=pruner)
     spare = pruner.spare if isinstance(pruner, CurvePercentilePruner) else 0
     spared_count = 0

@@ -135,3 +135,28 @@ def test_rows_are_appended_and_read_back_by_label(tmp_path: Path) -> None:
     path = tmp_path / "rows.jsonl"
     path.write_text('{"label": "x", "v": 1}\n\n{"label": "y", "v": 2}\n{"label": "x", "v": 3}\n')
     assert ablation.load_rows(path) == {"x": {"label": "x", "v": 3}, "y": {"label": "y", "v": 2}}
+
+
+def _curve_row(curves: list[list[float]]) -> dict:
+    return {
+        "trials": [[n, "COMPLETE", len(c), min(c), 0.5, None] for n, c in enumerate(curves)],
+        "curves": {str(n): [c, c.index(min(c)) + 1] for n, c in enumerate(curves)},
+    }
+
+
+def test_the_rule_change_replay_counts_what_the_old_median_bar_did_otherwise() -> None:
+    from benchmarks.ablation_rule_change import compare
+
+    ended = [0.5, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]  # early stopping ends it at step 4
+    slow = [1.0, 0.95, 0.9, 0.85, 0.82, 0.8, 0.79, 0.78]
+    trial = [1.0, 0.9, 0.8, 0.7, 0.65, 0.6, 0.55, 0.5]
+    row = _curve_row([ended, ended, ended, slow, slow, trial])
+    section = {"name": "median", "args": {"n_startup_trials": 3, "n_warmup_steps": 5}}
+    section["args"]["judge"] = "best"
+    (_, _, text, _) = compare([row], section, patience=2, epochs=8)
+    # The ended peers (bests 0.3) count at step 5 now: the slower trials are cut there.
+    assert "trials stopped at another epoch or in another state" in text
+    assert " 0 trials stopped" not in text
+    # Without early stopping no peer ends early, and the two rules agree.
+    (_, _, same, _) = compare([row], section, patience=None, epochs=8)
+    assert ": 0 trials stopped at another epoch" in same

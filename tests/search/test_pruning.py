@@ -331,3 +331,21 @@ def test_spare_gain_and_window_are_arguments_of_the_spare_test() -> None:
     for bad in ({"spare_gain": 1.5}, {"spare_window": 0}, {"spare_window": 1.5}):
         with pytest.raises(ConfigError, match=r"pruner\.args: invalid for median: spare_"):
             build_pruner(PrunerSection(name="median", args={"spare": 1, **bad}))
+
+
+def test_one_peer_rule_for_the_median_and_the_leaders_bars() -> None:
+    """With judge best, a peer that ended before the step counts with its final best."""
+    # Three peers early-stopped at step 3 with bests 0.30; two ran to step 6 with bests 0.80.
+    ended = [{1: 0.9, 2: 0.5, 3: 0.3}] * 3
+    long = [{1: 1.0, 2: 0.95, 3: 0.9, 4: 0.85, 5: 0.82, 6: 0.8}] * 2
+    trial = {1: 1.0, 2: 0.9, 3: 0.8, 4: 0.7, 5: 0.65, 6: 0.6}
+    best = CurvePercentilePruner(n_startup_trials=5, n_warmup_steps=4)
+    current = CurvePercentilePruner(n_startup_trials=5, n_warmup_steps=4, judge="current")
+    # Best so far 0.6 at step 6: behind the median of all five bests (0.3), ahead of 0.8.
+    assert best.prune_curve(trial, [*ended, *long], maximize=False) is True
+    # Judged by current values only the peers with a value at step 6 count (0.8): kept.
+    assert current.prune_curve(trial, [*ended, *long], maximize=False) is False
+    # The leaders bar follows the same rule: the 3 best peers ended at step 3 and count with
+    # their final best (0.3), so a trial at 0.6 is not on their pace and is still cut.
+    leading = CurvePercentilePruner(n_startup_trials=5, n_warmup_steps=4, leaders=3)
+    assert leading.prune_curve(trial, [*ended, *long], maximize=False) is True
