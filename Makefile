@@ -10,7 +10,8 @@ WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 # Tests and CI never reach a model or dataset hub.
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE
 
-.PHONY: install study test test-fast dashboard lint format bench bench-deps bench-quick gpu-wheels gpu-check clean
+.PHONY: install study test test-fast dashboard lint format bench bench-deps bench-quick gpu-wheels gpu-check clean \
+	docs docs-deps docs-serve docs-figures
 
 install: $(STAMP)
 
@@ -78,5 +79,38 @@ gpu-check:
 		--target $(GPU_SITE) $(GPU_WHEELS)/*.whl
 	PYTHONPATH=$(GPU_SITE):. $(OFFLINE) $(GPU_PYTHON) -m benchmarks.gpu_check $(GPU_CHECK_ARGS)
 
+# The documentation site (docs/, mkdocs.yml). `docs` is phony: a folder docs/ exists, so make would
+# otherwise call it up to date. The site tools are an extra of their own (pinned in constraints.txt),
+# so `make study` does not install them. The iframe-worker shim, which Material's offline plugin
+# needs to search from a local folder, comes pinned from the npm registry; its path must keep
+# `iframe-worker`, or the plugin adds the shim's web address again.
+DOCS_STAMP    := $(VENV)/.docs-installed
+IFRAME_WORKER := iframe-worker@1.0.4
+DOCS_NPM      := .docs-npm
+SHIM          := docs/assets/javascripts/iframe-worker/shim.js
+MKDOCS        := $(OFFLINE) NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(VENV)/bin/mkdocs
+
+docs-deps: $(DOCS_STAMP) $(SHIM)
+
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,docs]'
+	touch $(DOCS_STAMP)
+
+$(SHIM):
+	npm install --silent --no-audit --no-fund --prefix $(DOCS_NPM) $(IFRAME_WORKER)
+	mkdir -p $(dir $(SHIM))
+	cp $(DOCS_NPM)/node_modules/iframe-worker/shim/index.js $(SHIM)
+
+docs: docs-deps
+	$(MKDOCS) build --strict
+
+docs-serve: docs-deps
+	$(MKDOCS) serve
+
+# Regenerates the figures the site shows: the report sample, the dashboard screenshots (headless
+# Chromium) and the benchmark plots from benchmarks/results.json. Minutes; not part of `docs` or CI.
+docs-figures: $(STAMP)
+	$(OFFLINE) $(PY) -m tools.docs_figures
+
 clean:
-	rm -rf $(VENV) studies report .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) studies report .pytest_cache .ruff_cache build *.egg-info site $(DOCS_NPM)
