@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HPSEARCH := $(VENV)/bin/hpsearch
 STAMP  := $(VENV)/.installed
 CONFIG ?= study_configs/toy_transformer.yaml
-# One worker per core: toy trials run on one thread each (see README "Running many workers").
+# One worker per core: toy trials run on one thread each (see docs/how-to/many-workers.md).
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 # Tests and CI never reach a model or dataset hub.
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE
@@ -58,7 +58,7 @@ bench: bench-deps
 bench-quick: bench-deps
 	$(OFFLINE) $(PY) -m benchmarks --quick
 
-# The GPU check (README "Running on GPUs") runs on a machine's own Python 3.12, torch and
+# The GPU check (docs/how-to/gpus.md) runs on a machine's own Python 3.12, torch and
 # transformers. The packages such a machine lacks travel as cp312 wheels in .gpu-wheels (git-ignored,
 # about 8 MB), fetched here with the versions of constraints.txt and installed there without deps.
 GPU_WHEELS   ?= .gpu-wheels
