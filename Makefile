@@ -113,4 +113,4 @@ docs-figures: $(STAMP)
 	$(OFFLINE) $(PY) -m tools.docs_figures
 
 clean:
-	rm -rf $(VENV) studies report .pytest_cache .ruff_cache build *.egg-info site $(DOCS_NPM)
+	rm -rf $(VENV) studies report .pytest_cache .ruff_cache build *.egg-info site $(DOCS_NPM) $(dir $(SHIM))
