@@ -168,7 +168,7 @@ def _best_trial(folder: Path) -> int:
         capture_output=True,
         text=True,
     )
-    return int(json.loads(done.stdout)["best_trial"]["number"])
+    return int(json.loads(done.stdout)["best_trial"])
 
 
 def _screenshot(browser: str, url: str, target: Path) -> None:
@@ -225,7 +225,8 @@ def dashboard_screenshots(folder: Path) -> None:
 
 def report_sample(folder: Path, workers: int) -> None:
     """Run the default study in ``folder`` and write its report to docs/report-sample/."""
-    shutil.copytree(REPO / "study_configs", folder / "study_configs")
+    shutil.copytree(REPO / "study_configs", folder / "study_configs", dirs_exist_ok=True)
+    # Rerunning the command on a finished study trains nothing: it already holds n_trials.
     _hpsearch("run", DEFAULT_CONFIG, "--workers", str(workers), "--progress", "off", cwd=folder)
     sample = DOCS / "report-sample"
     shutil.rmtree(sample, ignore_errors=True)
@@ -244,6 +245,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="workers of the default study"
     )
+    parser.add_argument(
+        "--study-folder",
+        type=Path,
+        help="run the default study in this folder and keep it (default: a temporary folder); "
+        "a folder that already holds the finished study is reused without training again",
+    )
     args = parser.parse_args(argv)
     parts = set(args.only.split(","))
     if "plots" in parts:
@@ -251,7 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {path.relative_to(REPO)}", flush=True)
     if parts & {"report", "dashboard"}:
         with tempfile.TemporaryDirectory(prefix="hpsearch-docs-figures-") as scratch:
-            folder = Path(scratch)
+            folder = args.study_folder or Path(scratch)
+            folder.mkdir(parents=True, exist_ok=True)
             report_sample(folder, args.workers)
             if "dashboard" in parts:
                 dashboard_screenshots(folder)
