@@ -184,7 +184,7 @@ def _nested(annotation: Any) -> type[BaseModel] | None:
 
 
 def _schema_section() -> list[str]:
-    from search.config._schema import (
+    from search.config import (
         CategoricalSpace,
         FloatSpace,
         IntSpace,
