@@ -92,7 +92,7 @@ MKDOCS        := $(OFFLINE) NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true 
 
 docs-deps: $(DOCS_STAMP) $(SHIM)
 
-$(DOCS_STAMP): $(STAMP)
+$(DOCS_STAMP): $(STAMP) pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,docs]'
 	touch $(DOCS_STAMP)
 
