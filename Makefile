@@ -5,12 +5,13 @@ PY     := $(VENV)/bin/python
 HPSEARCH := $(VENV)/bin/hpsearch
 STAMP  := $(VENV)/.installed
 CONFIG ?= study_configs/toy_transformer.yaml
-# One worker per core: toy trials run on one thread each (see README "Running many workers").
+# One worker per core: toy trials run on one thread each (see docs/how-to/many-workers.md).
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 # Tests and CI never reach a model or dataset hub.
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE
 
-.PHONY: install study test test-fast dashboard lint format bench bench-deps bench-quick bench-ablation bench-ablation-quick gpu-wheels gpu-check clean
+.PHONY: install study test test-fast dashboard lint format bench bench-deps bench-quick \
+	bench-ablation bench-ablation-quick gpu-wheels gpu-check clean docs docs-deps docs-serve docs-figures
 
 install: $(STAMP)
 
@@ -69,7 +70,7 @@ bench-ablation-quick: $(STAMP)
 	$(OFFLINE) $(PY) -m benchmarks.ablation run --quick --variants A,B,D,H --pairs 1
 	$(OFFLINE) $(PY) -m benchmarks.ablation report --quick
 
-# The GPU check (README "Running on GPUs") runs on a machine's own Python 3.12, torch and
+# The GPU check (docs/how-to/gpus.md) runs on a machine's own Python 3.12, torch and
 # transformers. The packages such a machine lacks travel as cp312 wheels in .gpu-wheels (git-ignored,
 # about 8 MB), fetched here with the versions of constraints.txt and installed there without deps.
 GPU_WHEELS   ?= .gpu-wheels
@@ -90,5 +91,38 @@ gpu-check:
 		--target $(GPU_SITE) $(GPU_WHEELS)/*.whl
 	PYTHONPATH=$(GPU_SITE):. $(OFFLINE) $(GPU_PYTHON) -m benchmarks.gpu_check $(GPU_CHECK_ARGS)
 
+# The documentation site (docs/, mkdocs.yml). `docs` is phony: a folder docs/ exists, so make would
+# otherwise call it up to date. The site tools are an extra of their own (pinned in constraints.txt),
+# so `make study` does not install them. The iframe-worker shim, which Material's offline plugin
+# needs to search from a local folder, comes pinned from the npm registry; its path must keep
+# `iframe-worker`, or the plugin adds the shim's web address again.
+DOCS_STAMP    := $(VENV)/.docs-installed
+IFRAME_WORKER := iframe-worker@1.0.4
+DOCS_NPM      := .docs-npm
+SHIM          := docs/assets/javascripts/iframe-worker/shim.js
+MKDOCS        := $(OFFLINE) NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(VENV)/bin/mkdocs
+
+docs-deps: $(DOCS_STAMP) $(SHIM)
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml constraints.txt
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,docs]'
+	touch $(DOCS_STAMP)
+
+$(SHIM):
+	npm install --silent --no-audit --no-fund --prefix $(DOCS_NPM) $(IFRAME_WORKER)
+	mkdir -p $(dir $(SHIM))
+	cp $(DOCS_NPM)/node_modules/iframe-worker/shim/index.js $(SHIM)
+
+docs: docs-deps
+	$(MKDOCS) build --strict
+
+docs-serve: docs-deps
+	$(MKDOCS) serve
+
+# Regenerates the figures the site shows: the report sample, the dashboard screenshots (headless
+# Chromium) and the benchmark plots from benchmarks/results.json. Minutes; not part of `docs` or CI.
+docs-figures: $(STAMP)
+	$(OFFLINE) $(PY) -m tools.docs_figures
+
 clean:
-	rm -rf $(VENV) studies report .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) studies report .pytest_cache .ruff_cache build *.egg-info site $(DOCS_NPM) $(dir $(SHIM))

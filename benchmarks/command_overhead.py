@@ -34,7 +34,7 @@ CONFIG = "study_configs/toy_transformer.yaml"
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "benchmarks" / "toy_command.py"
 # The default toy study (study_configs/toy_transformer.yaml, `make study WORKERS=1` on a fresh
-# clone of this 2-core machine): 4 min 3 s for 30 trials (README, "The two commands").
+# clone of this 2-core machine): 4 min 3 s for 30 trials (docs/getting-started/index.md).
 DEFAULT_STUDY_S_PER_TRIAL = 243 / 30
 FIXED = {
     "lr": 2e-3,

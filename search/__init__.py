@@ -1,6 +1,6 @@
 """hpsearch: Optuna hyperparameter search for Transformer training.
 
-The Python API (see README "Python API")::
+The Python API (see docs/reference/api.md)::
 
     from search import load_config, run_study, export_best, export_front, run_retrain, write_report
 

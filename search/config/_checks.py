@@ -355,7 +355,7 @@ def _check_metrics(config: StudyConfig, fail: Fail) -> None:
         fail(
             "pruner.args.spare",
             "applies to single-metric studies; with several metrics a trial the rule would cut "
-            'is spared by its costs instead (README "Several objectives and constraints"); '
+            "is spared by its costs instead (docs/how-to/multi-objective.md); "
             "remove it",
         )
 

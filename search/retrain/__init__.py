@@ -18,7 +18,7 @@ paired t-test), ``_output`` (tables, result file) and ``_audit`` (``hpsearch aud
 pruned and early-stopped trials trained again to full length, the same machinery).
 """
 
-from search.retrain._audit import DEFAULT_AUDIT_TRIALS, run_audit
+from search.retrain._audit import DEFAULT_AUDIT_TRIALS, run_audit, sample
 from search.retrain._output import add_to_config_file, default_output, format_result, write_result
 from search.retrain._plan import (
     BASELINE_SUFFIX,
@@ -60,6 +60,7 @@ __all__ = [
     "retrain",
     "run_audit",
     "run_seeds",
+    "sample",
     "summarize",
     "t_quantile",
     "verdict",

@@ -20,7 +20,7 @@ def write_result(result: RetrainResult, output: Path) -> None:
     """Write the result file (the same mapping as the ``retrain:`` section)."""
     text = (
         f"# hpsearch retrain of {result.winner.plan.path} over {len(result.winner.plan.seeds)} "
-        'seeds; see README "Retrain" for how to read it.\n' + dump_yaml(result.to_dict())
+        "seeds; see docs/how-to/retrain.md for how to read it.\n" + dump_yaml(result.to_dict())
     )
     _write(output, text)
 

@@ -129,7 +129,7 @@ def test_an_early_stopped_trial_that_running_on_does_not_improve_is_no_wrong_pru
 
 
 def test_the_audit_sample_is_random_fixed_by_the_seed_and_ordered() -> None:
-    from search.retrain._audit import sample
+    from search.retrain import sample
     from search.trial import TrialRecord
 
     study = optuna.create_study()
