@@ -256,12 +256,14 @@ def _objective_section(spec: Any) -> list[str]:
         nested = _nested(field.annotation)
         if nested is not None:
             rows += _model_rows(nested, row[0].strip("`") + ".")
+    # Every objective's data takes it (StudyConfig.data_seed), outside its own model.
+    rows.append(("`data.seed`", "int", "`study.seed`", "≥ 0 (fixes the data and its split)"))
     out += [_table(("key", "type", "default", "bounds"), rows), ""]
     return out
 
 
 def _pruner_section() -> list[str]:
-    from search.pruning import CurvePercentilePruner
+    from search.pruning import CUSTOM_ARGS, CurvePercentilePruner
 
     signature = inspect.signature(CurvePercentilePruner.__init__)
     rows = [
@@ -269,12 +271,14 @@ def _pruner_section() -> list[str]:
         for name, parameter in signature.parameters.items()
         if name != "self" and parameter.default is not inspect.Parameter.empty
     ]
+    ours = ", ".join(_code(name) for name in CUSTOM_ARGS)
     intro = (
-        "`median` and `percentile` run hpsearch's own rule "
-        "(`search.pruning.CurvePercentilePruner`), which takes Optuna's arguments and four of "
-        "its own (`judge`, `lookahead`, `spare`, `leaders`: see "
-        "[Pruning, early stopping and the audit](../concepts/pruning.md)). `median` is "
-        "`percentile: 50`. Every other pruner passes `pruner.args` to its Optuna class."
+        "`median` and `percentile` with only Optuna's arguments are Optuna's own "
+        "`MedianPruner` and `PercentilePruner`. Any of hpsearch's own arguments "
+        f"({ours}: see [Pruning, early stopping and the audit](../concepts/pruning.md)) selects "
+        "hpsearch's rule (`search.pruning.CurvePercentilePruner`), which takes Optuna's "
+        "arguments too, with the same meaning. `median` is `percentile: 50`. Every other pruner "
+        "passes `pruner.args` to its Optuna class."
     )
     return [
         "### `pruner.args` of `median` and `percentile`",

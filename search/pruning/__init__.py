@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from search.pruning._build import build_pruner, build_sampler
 from search.pruning._multi_objective import MultiObjectivePruning, curve_of
-from search.pruning._rules import CurvePercentilePruner
+from search.pruning._rules import CUSTOM_ARGS, CurvePercentilePruner
 
 __all__ = [
+    "CUSTOM_ARGS",
     "CurvePercentilePruner",
     "MultiObjectivePruning",
     "build_pruner",
