@@ -27,24 +27,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tools.chromium import CHROMIUM_FLAGS, which_chromium
+
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 DEFAULT_CONFIG = "study_configs/toy_transformer.yaml"
 STUDY = "toy-transformer"
 # The commands the report sample and the screenshots come from (shown on the site's pages).
 STUDY_COMMAND = f"hpsearch run {DEFAULT_CONFIG} --workers {{workers}}"
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-proxy-server",
-    "--virtual-time-budget=15000",
-)
 PRUNER_LABELS = {
     "none": "no pruning, no early stopping",
     "default": "default (median judging bests, spare, leaders)",
@@ -190,7 +180,7 @@ def _screenshot(browser: str, url: str, target: Path) -> None:
 
 
 def dashboard_screenshots(folder: Path) -> None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    browser = which_chromium()
     if browser is None:
         raise SystemExit("docs-figures: the screenshots need chromium (apt-get install chromium)")
     port = _free_port()

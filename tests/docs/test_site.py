@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,21 +21,10 @@ from urllib.parse import quote_plus
 
 import pytest
 
+from tests.browser import CHROMIUM_FLAGS, chromium
 from tests.conftest import REPO, cli_env
 
 SHIM = REPO / "docs" / "assets" / "javascripts" / "iframe-worker" / "shim.js"
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-proxy-server",
-    "--virtual-time-budget=15000",
-)
 # What users type in the search box, and the pages (any of them) it must list first.
 SEARCHES = {
     "spare": ("concepts/pruning.html",),
@@ -54,15 +42,6 @@ def missing(what: str) -> None:
     if under_ci():
         pytest.fail(f"CI must have {what} (`.ci/run` runs `make docs`, which installs it)")
     pytest.skip(f"{what} is not installed: run `make docs-deps`; CI runs this test")
-
-
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    if under_ci():
-        pytest.fail("CI must have chromium (`.ci/run` installs it with apt-get)")
-    pytest.skip("chromium is not installed (apt-get install chromium); CI runs this test")
 
 
 @pytest.fixture(scope="module")

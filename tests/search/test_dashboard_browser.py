@@ -7,9 +7,7 @@ Without Chromium the test is skipped locally; under CI (``CI=true``) it never sk
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,30 +22,10 @@ from typing import Any
 import pytest
 from PIL import Image, ImageStat
 
+from tests.browser import CHROMIUM_FLAGS, chromium
 from tests.conftest import cli_env
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-proxy-server",
-    "--virtual-time-budget=15000",
-)
-
-
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail("CI must have chromium (`.ci/run` installs it with apt-get)")
-    pytest.skip("chromium is not installed (apt-get install chromium); CI runs this test")
 
 
 def free_port() -> int:
