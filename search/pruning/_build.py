@@ -56,10 +56,11 @@ def build_sampler(
 def build_pruner(section: PrunerSection, source: str = "config") -> optuna.pruners.BasePruner:
     """The pruner named in the config. ``patient`` wraps another: ``args: {wrapped: {...}}``.
 
-    ``median`` and ``percentile`` with ``args.judge`` (``best`` or ``current``),
-    ``args.lookahead`` or ``args.spare`` use :class:`~search.pruning.CurvePercentilePruner`,
-    which compares every curve the same way (``judge`` defaults to ``best`` there); without any
-    of them, Optuna's own rule.
+    ``median`` and ``percentile`` with any of this project's own arguments (``CUSTOM_ARGS``:
+    ``judge``, ``lookahead``, ``spare``, ``leaders``, ``spare_gain``, ``spare_window``) use
+    :class:`~search.pruning.CurvePercentilePruner`, which compares every curve the same way
+    (``judge`` defaults to ``best`` there); with only Optuna's arguments they are Optuna's own
+    ``MedianPruner`` / ``PercentilePruner`` classes, not a subclass or a wrapper.
     """
     args = dict(section.args)
     if section.name == "none":
