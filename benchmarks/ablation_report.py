@@ -118,7 +118,7 @@ def within_a(row: Row, a_row: Row) -> bool:
 
 def summary_table(by_variant: dict[str, dict[tuple[int, int], Row]]) -> list[str]:
     lines = [
-        "| variant | pairs | total epochs (sum) | epochs vs A | best val_loss (median) | "
+        "| variant | pairs | total epochs (sum) | A's epochs / these | best val_loss (median) | "
         "winner test acc (mean) | A's winner or inside its interval | pruned / early-stopped "
         "trials | wrong stops: pruned | wrong stops: early-stopped | spared trials: ended top 3 |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -133,7 +133,7 @@ def summary_table(by_variant: dict[str, dict[tuple[int, int], Row]]) -> list[str
         common = [p for p in runs if p in a_rows]
         a_epochs = sum(a_rows[p]["total_epochs"] for p in common)
         mine = sum(runs[p]["total_epochs"] for p in common)
-        versus_a = f"{a_epochs / mine:.2f}x fewer" if common and mine else "-"
+        versus_a = f"{a_epochs / mine:.2f}x" if common and mine else "-"
         losses = [r["best_val_loss"] for r in rows if r["best_val_loss"] is not None]
         accs = [r["winner_test_accuracy"] for r in rows if r["winner_test_accuracy"] is not None]
         found = sum(within_a(runs[p], a_rows[p]) for p in common)

@@ -182,6 +182,7 @@ def scratch_folder(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_python_blocks_run_and_print_what_the_page_shows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -243,6 +244,7 @@ def commands(block: Block) -> list[tuple[str, list[str]]]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block", SHELL_BLOCKS)
 def test_shell_block_prints_the_shape_the_page_shows(block: Block, tmp_path: Path) -> None:
     folder = scratch_folder(tmp_path)

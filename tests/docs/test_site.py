@@ -24,6 +24,9 @@ import pytest
 from tests.browser import CHROMIUM_FLAGS, chromium
 from tests.conftest import REPO, cli_env
 
+# Builds the whole site and drives Chromium: minutes, not seconds.
+pytestmark = pytest.mark.slow
+
 SHIM = REPO / "docs" / "assets" / "javascripts" / "iframe-worker" / "shim.js"
 # What users type in the search box, and the pages (any of them) it must list first.
 SEARCHES = {
