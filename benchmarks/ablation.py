@@ -182,11 +182,11 @@ def plan(group: str, letters: Sequence[str], quick: bool, pairs: int | None) -> 
     if quick:
         chosen = chosen[:2]
     jobs = []
+    if pairs is not None:
+        chosen = chosen[:pairs]
     for index, (sampler_seed, data_seed) in enumerate(chosen):
         for letter in letters:
             needed = REQUIRED_PAIRS.get(letter, len(chosen)) if group == "heldout" else None
-            if pairs is not None and index >= pairs:
-                continue
             if needed is not None and index >= needed and not quick:
                 continue
             size = QUICK if quick else FULL

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.ablation import REPO
+from benchmarks.ablation import REPO, load_rows
 
 CONFIG = "study_configs/minilm_rotten_tomatoes.yaml"
 ROWS = REPO / "benchmarks" / "ablation" / "minilm.jsonl"
@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     rows_path = QUICK_ROWS if args.quick else ROWS
-    done = _labels(rows_path)
+    done = set(load_rows(rows_path))
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(SEEDS)
     prefix = "quick-" if args.quick else ""
     pieces: list[tuple[str, list[str]]] = []
@@ -175,12 +175,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
     return 0
-
-
-def _labels(path: Path) -> set[str]:
-    if not path.exists():
-        return set()
-    return {json.loads(line)["label"] for line in path.read_text().splitlines() if line.strip()}
 
 
 if __name__ == "__main__":

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from benchmarks.ablation import load_rows
 from benchmarks.ablation_minilm import REPLAYS, SEEDS
 from benchmarks.replay import Curve, Rules, replay, winner
 
 Row = dict[str, Any]
-
-
-def load(path: Path) -> dict[str, Row]:
-    if not path.exists():
-        return {}
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {row["label"]: row for row in rows}
 
 
 def curves_of(row: Row) -> list[Curve]:
@@ -67,7 +60,7 @@ def replay_lines(row: Row, epochs: int) -> list[str]:
 
 
 def section(path: Path, epochs: int) -> list[str]:
-    rows = load(path)
+    rows = load_rows(path)
     full_runs = [rows[k] for k in sorted(rows) if "-A-s" in k]
     if not full_runs:
         return []
