@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -205,6 +206,9 @@ def run_job(job: Job, workdir: str) -> dict[str, Any]:
     from search.retrain import run_audit
 
     spec = StudySpec(config=CONFIG, overrides=job.overrides(), label=job.label)
+    # A job runs only while it has no row: a folder of that name is a run that was stopped
+    # part-way, and resuming it would not be the fresh study every other row is.
+    shutil.rmtree(Path(workdir) / job.label, ignore_errors=True)
     outcome = run_one(spec, workdir)
     storage = f"sqlite:///{(Path(workdir) / job.label / 'study.db').resolve()}"
     started = time.perf_counter()
