@@ -11,7 +11,7 @@ WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE
 
 .PHONY: install study test test-fast dashboard lint format bench bench-deps bench-quick \
-	bench-ablation bench-ablation-quick gpu-wheels gpu-check clean docs docs-deps docs-serve docs-figures
+	bench-ablation bench-ablation-quick bench-acceptance gpu-wheels gpu-check clean docs docs-deps docs-serve docs-figures
 
 install: $(STAMP)
 
@@ -65,6 +65,14 @@ ABLATION_ARGS ?= --group heldout --variants A,B,C,D,H --minutes 55
 bench-ablation: $(STAMP)
 	$(OFFLINE) $(PY) -m benchmarks.ablation run $(ABLATION_ARGS)
 	$(PY) -m benchmarks.ablation report
+
+# The acceptance check on seed pairs of your own (never the committed ones), e.g.
+# `make bench-acceptance SEEDS=31:41,59:26`: the default as shipped (S) against A, B and stock
+# Optuna (D); rows in /tmp/hpsearch-ablation-check; exit 1 when the check is missed.
+bench-acceptance: $(STAMP)
+	@test -n "$(SEEDS)" || { echo "make bench-acceptance: set SEEDS=SAMPLER:DATA[,...], e.g. SEEDS=31:41,59:26"; exit 2; }
+	$(OFFLINE) $(PY) -m benchmarks.ablation run --seeds $(SEEDS) --variants A,B,D,S --minutes 600
+	$(PY) -m benchmarks.ablation report --seeds $(SEEDS)
 
 bench-ablation-quick: $(STAMP)
 	$(OFFLINE) $(PY) -m benchmarks.ablation run --quick --variants A,B,D,H --pairs 1

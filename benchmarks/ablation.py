@@ -33,6 +33,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 ROWS = REPO / "benchmarks" / "ablation" / "rows.jsonl"
 QUICK_ROWS = REPO / "benchmarks" / "ablation" / "rows-quick.jsonl"
+# Rows of an acceptance check on seeds of the checker's own: outside the repository.
+CHECK_ROWS = Path("/tmp/hpsearch-ablation-check/rows.jsonl")
 CONFIG = "study_configs/toy_transformer.yaml"
 FIXED_ON = "2026-12-07"
 
@@ -54,6 +56,13 @@ NO_EARLY_STOP = ("fixed.early_stopping_patience=null",)
 # n_warmup_steps on), the default's 5 start-up trials.
 STOCK_MEDIAN = ("pruner.name=median", "pruner.args={n_startup_trials: 5, n_warmup_steps: 5}")
 JUDGE_BEST = (*STOCK_MEDIAN, "pruner.args.judge=best")
+# The default's pruning as shipped on 2026-12-07, spelled out: H stays that study whatever the
+# default later becomes.
+DEFAULT_20261207 = (
+    "pruner.name=median",
+    "pruner.args={n_startup_trials: 5, n_warmup_steps: 5, judge: best, spare: 3, leaders: 3}",
+    "fixed.early_stopping_patience=5",
+)
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,7 @@ VARIANTS = {
         Variant("E", "D + judge: best", JUDGE_BEST),
         Variant("F", "E + spare: 3", (*JUDGE_BEST, "pruner.args.spare=3")),
         Variant("G", "E + leaders: 3", (*JUDGE_BEST, "pruner.args.leaders=3")),
-        Variant("H", "the default config as shipped on 2026-12-07", ()),
+        Variant("H", "the default config as shipped on 2026-12-07", DEFAULT_20261207),
         Variant(
             "I",
             "PatientPruner(MedianPruner) + early stopping",
@@ -91,6 +100,10 @@ VARIANTS = {
         Variant("K", "hyperband + early stopping", ("pruner.name=hyperband", "pruner.args={}")),
     )
 }
+# Not a variant of the pre-registered ablation: the default config as it is shipped now, with no
+# override, for the acceptance check on seeds of the checker's own (`--seeds`).
+SHIPPED = Variant("S", "the default config as shipped now", ())
+ALL_VARIANTS = {**VARIANTS, SHIPPED.letter: SHIPPED}
 # How many held-out pairs each variant needs (the issue's minimum): the verdict waits for them.
 REQUIRED_PAIRS = {"A": 20, "B": 20, "C": 20, "D": 20, "H": 20, "E": 10, "F": 10, "G": 10}
 REQUIRED_PAIRS |= {"I": 5, "J": 5, "K": 5}
@@ -167,7 +180,7 @@ class Job:
             f"data.seed={self.data_seed}",
             *startup,
             *REGIMES[self.regime],
-            *VARIANTS[self.letter].overrides,
+            *ALL_VARIANTS[self.letter].overrides,
         )
 
     def command(self) -> str:
@@ -175,11 +188,17 @@ class Job:
         return f"hpsearch run {CONFIG} --workers 1 --study-name {self.label} {sets}"
 
 
-def plan(group: str, letters: Sequence[str], quick: bool, pairs: int | None) -> list[Job]:
-    """The jobs of ``group`` for ``letters``, seed pair by seed pair (each pair's variants
-    together, so a stopped piece leaves whole pairs behind)."""
-    regime = "second" if group == "second" else "hard"
-    chosen = GROUPS[group]
+def plan(
+    group: str,
+    letters: Sequence[str],
+    quick: bool,
+    pairs: int | None,
+    seeds: Sequence[tuple[int, int]] | None = None,
+) -> list[Job]:
+    """The jobs of ``group`` (or of the hard regime on ``seeds``) for ``letters``, seed pair by
+    seed pair (each pair's variants together, so a stopped piece leaves whole pairs behind)."""
+    regime = "second" if group == "second" and not seeds else "hard"
+    chosen = tuple(seeds) if seeds else GROUPS[group]
     if quick:
         chosen = chosen[:2]
     jobs = []
@@ -187,7 +206,8 @@ def plan(group: str, letters: Sequence[str], quick: bool, pairs: int | None) -> 
         chosen = chosen[:pairs]
     for index, (sampler_seed, data_seed) in enumerate(chosen):
         for letter in letters:
-            needed = REQUIRED_PAIRS.get(letter, len(chosen)) if group == "heldout" else None
+            held = group == "heldout" and not seeds
+            needed = REQUIRED_PAIRS.get(letter, len(chosen)) if held else None
             if needed is not None and index >= needed and not quick:
                 continue
             size = QUICK if quick else FULL
@@ -340,6 +360,20 @@ def run(jobs: Sequence[Job], rows_path: Path, workdir: str, parallel: int, minut
     return 0
 
 
+def parse_seeds(text: str) -> list[tuple[int, int]]:
+    """``"11:12,13:14"`` -> [(11, 12), (13, 14)]: (sampler seed, data seed) pairs."""
+    pairs = []
+    for item in text.split(","):
+        sampler, sep, data = item.strip().partition(":")
+        if not sep or not sampler.isdigit() or not data.isdigit():
+            raise ValueError(
+                f"--seeds: {item.strip()!r} is not SAMPLER:DATA (two whole numbers), "
+                "e.g. --seeds 31:41,59:26"
+            )
+        pairs.append((int(sampler), int(data)))
+    return pairs
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.ablation",
@@ -355,24 +389,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     go.add_argument("--parallel", type=int, default=os.cpu_count() or 1)
     go.add_argument("--workdir", default="/tmp/hpsearch-ablation")
     go.add_argument("--quick", action="store_true", help="tiny studies (minutes), own rows")
-    show = commands.add_parser("report", help="write RESULTS-ablation.md and the plot")
+    show = commands.add_parser(
+        "report", help="write RESULTS-ablation.md and the plot (with --seeds: print the check)"
+    )
     show.add_argument("--quick", action="store_true")
+    for command in (go, show):
+        command.add_argument(
+            "--seeds",
+            default=None,
+            help="SAMPLER:DATA pairs of your own, e.g. 31:41,59:26: the acceptance check "
+            "(hard regime; rows in --rows, never in the committed ones)",
+        )
+        command.add_argument("--rows", default=None, help="rows file (default: by the mode)")
     args = parser.parse_args(argv)
+    try:
+        seeds = parse_seeds(args.seeds) if args.seeds else None
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+    rows = Path(args.rows) if args.rows else (QUICK_ROWS if args.quick else ROWS)
+    if seeds and not args.rows:
+        rows = CHECK_ROWS
     if args.command == "report":
-        from benchmarks.ablation_report import write_report
+        from benchmarks.ablation_report import print_check, write_report
 
-        write_report(QUICK_ROWS if args.quick else ROWS, quick=args.quick)
+        if seeds:
+            return print_check(rows, seeds)
+        write_report(rows, quick=args.quick)
         return 0
     letters = [x.strip().upper() for x in args.variants.split(",") if x.strip()]
-    unknown = [x for x in letters if x not in VARIANTS]
+    unknown = [x for x in letters if x not in ALL_VARIANTS]
     if unknown:
         print(
-            f"--variants: unknown {', '.join(unknown)}; known: {', '.join(VARIANTS)}",
+            f"--variants: unknown {', '.join(unknown)}; known: {', '.join(ALL_VARIANTS)}",
             file=sys.stderr,
         )
         return 2
-    jobs = plan(args.group, letters, args.quick, args.pairs)
-    rows = QUICK_ROWS if args.quick else ROWS
+    jobs = plan(args.group, letters, args.quick, args.pairs, seeds)
     return run(jobs, rows, args.workdir, args.parallel, args.minutes)
 
 

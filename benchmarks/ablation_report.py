@@ -17,10 +17,12 @@ import numpy as np
 
 from benchmarks.ablation import (
     ACC_FLOOR,
+    ALL_VARIANTS,
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
     COMPARISONS,
     CONFIG,
+    DEFAULT_20261207,
     DEVELOPMENT,
     HELDOUT,
     MIN_SAVING,
@@ -124,7 +126,7 @@ def summary_table(by_variant: dict[str, dict[tuple[int, int], Row]]) -> list[str
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     a_rows = by_variant.get("A", {})
-    for letter, variant in VARIANTS.items():
+    for letter, variant in ALL_VARIANTS.items():
         runs = by_variant.get(letter)
         if not runs:
             continue
@@ -158,7 +160,7 @@ def paired_table(by_variant: dict[str, dict[tuple[int, int], Row]], base: str) -
         "|---|---|---|---|---|",
     ]
     base_rows = by_variant.get(base, {})
-    for letter in VARIANTS:
+    for letter in ALL_VARIANTS:
         if letter == base or letter not in by_variant:
             continue
         common = [p for p in by_variant[letter] if p in base_rows]
@@ -294,7 +296,8 @@ def _rule_change(a_rows: list[Row]) -> list[str]:
     from benchmarks.ablation_rule_change import compare
     from search.config import load_config
 
-    default = load_config(REPO / CONFIG)
+    # The default as shipped on 2026-12-07 (variant H), whatever the default is now.
+    default = load_config(REPO / CONFIG, list(DEFAULT_20261207))
     patience = default.fixed["early_stopping_patience"]
     return compare(a_rows, default.pruner.model_dump(), patience, default.fixed["epochs"])
 
@@ -338,3 +341,44 @@ def write_report(rows_path: Path, quick: bool = False, out: Callable[[str], None
     head = text.split(RESULTS_HEADING)[0].rstrip() + "\n\n"
     RESULTS.write_text(head + "\n".join(parts).rstrip() + "\n")
     out(f"wrote {RESULTS} ({len(rows)} rows)")
+
+
+def check_lines(by_variant: dict[str, dict[tuple[int, int], Row]]) -> tuple[list[str], bool]:
+    """The issue's acceptance check: the shipped default (S) costs no more epochs than early
+    stopping alone (B), and its winners' test accuracy stays within 0.01 of A's (mean)."""
+    shipped, early, neither = (by_variant.get(x, {}) for x in ("S", "B", "A"))
+    pairs = [p for p in shipped if p in early and p in neither]
+    if not pairs:
+        return [
+            "acceptance: needs S, A and B run on the same seed pairs (--variants A,B,D,S)"
+        ], False
+    epochs = sum(shipped[p]["total_epochs"] for p in pairs)
+    b_epochs = sum(early[p]["total_epochs"] for p in pairs)
+    deltas = [
+        shipped[p]["winner_test_accuracy"] - neither[p]["winner_test_accuracy"] for p in pairs
+    ]
+    mean = float(np.mean(deltas))
+    epochs_met, acc_met = epochs <= b_epochs, mean >= ACC_FLOOR
+    interval = bootstrap_mean(deltas) if len(deltas) > 1 else None
+    lines = [
+        f"acceptance on {len(pairs)} seed pairs:",
+        f"  epochs: the default {epochs}, early stopping alone {b_epochs}, A "
+        f"{sum(neither[p]['total_epochs'] for p in pairs)} -> "
+        + ("met" if epochs_met else "MISSED")
+        + " (no more than early stopping alone)",
+        f"  winner test accuracy minus A's: mean {mean:+.4f}"
+        + (f" [95 % CI {interval.low:+.4f}, {interval.high:+.4f}]" if interval else "")
+        + f", worst pair {min(deltas):+.4f} -> "
+        + ("met" if acc_met else "MISSED")
+        + f" (mean within {abs(ACC_FLOOR)} of A's)",
+    ]
+    return lines, epochs_met and acc_met
+
+
+def print_check(rows_path: Path, seeds: Sequence[tuple[int, int]]) -> int:
+    """Tables and the acceptance check for the rows of ``seeds`` (0: met, 1: missed)."""
+    by_variant = group_rows(load_rows(rows_path), "hard", seeds)
+    lines = section(f"Seed pairs {', '.join(f'{s}:{d}' for s, d in seeds)}", by_variant, False)
+    check, met = check_lines(by_variant)
+    print("\n".join([*lines, *check]))
+    return 0 if met else 1

@@ -83,8 +83,9 @@ def compare(
     return [
         "### The one peer rule: what it changed",
         "",
-        f"The default's pruner and early stopping replayed on the trials of {runs} held-out A "
-        f"studies ({trials} trials, their TPE proposals and full-length curves), with the rule "
+        f"The 2026-12-07 default's pruner and early stopping (H) replayed on the trials of "
+        f"{runs} held-out A studies ({trials} trials, their TPE proposals and full-length "
+        f"curves), with the rule "
         f"as it is and with the old median bar (`benchmarks/ablation_rule_change.py`): "
         f"{differ} trials stopped at another epoch or in another state; {epochs_new} epochs "
         f"against {epochs_old}; the winner changed in {changed_winner} of {runs} studies.",

@@ -160,3 +160,55 @@ def test_the_rule_change_replay_counts_what_the_old_median_bar_did_otherwise() -
     # Without early stopping no peer ends early, and the two rules agree.
     (_, _, same, _) = compare([row], section, patience=None, epochs=8)
     assert ": 0 trials stopped at another epoch" in same
+
+
+def test_h_stays_the_2026_12_07_default_and_s_is_the_default_as_shipped_now() -> None:
+    shipped = load_config(REPO / ablation.CONFIG)
+    s_config = _config("S")
+    assert ablation.SHIPPED.overrides == ()
+    assert s_config.pruner == shipped.pruner
+    assert s_config.fixed["early_stopping_patience"] == shipped.fixed["early_stopping_patience"]
+    h_config = _config("H")
+    assert h_config.pruner.name == "median" and h_config.fixed["early_stopping_patience"] == 5
+    assert h_config.pruner.args == {
+        "n_startup_trials": 5,
+        "n_warmup_steps": 5,
+        "judge": "best",
+        "spare": 3,
+        "leaders": 3,
+    }
+
+
+def test_the_acceptance_check_runs_the_checkers_seeds_and_says_met_or_missed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    seeds = ablation.parse_seeds("31:41, 59:26")
+    assert seeds == [(31, 41), (59, 26)]
+    for bad in ("31-41", "31:", "a:1", "1:-2"):
+        with pytest.raises(ValueError, match="SAMPLER:DATA"):
+            ablation.parse_seeds(bad)
+    assert ablation.main(["run", "--seeds", "31-41"]) == 2
+    assert "is not SAMPLER:DATA" in capsys.readouterr().err
+    jobs = ablation.plan("heldout", ["A", "B", "D", "S"], quick=False, pairs=None, seeds=seeds)
+    assert [(j.letter, j.sampler_seed, j.data_seed) for j in jobs] == [
+        (letter, s, d) for s, d in seeds for letter in "ABDS"
+    ]
+    assert {j.regime for j in jobs} == {"hard"}
+
+    def rows(s_epochs: int, s_acc: float) -> dict:
+        made = {}
+        for pair in seeds:
+            for row in (
+                _row("A", pair, 1200, 0.72),
+                _row("B", pair, 600, 0.72),
+                _row("S", pair, s_epochs, s_acc),
+            ):
+                made[row["label"]] = row
+        return ablation_report.group_rows(made, "hard", seeds)
+
+    lines, met = ablation_report.check_lines(rows(500, 0.715))
+    assert met and "-> met (no more" in lines[1] and "-> met (mean" in lines[2]
+    lines, met = ablation_report.check_lines(rows(700, 0.70))
+    assert not met and "MISSED" in lines[1] and "mean -0.0200" in lines[2] and "MISSED" in lines[2]
+    lines, met = ablation_report.check_lines(ablation_report.group_rows({}, "hard", seeds))
+    assert not met and "needs S, A and B" in lines[0]
