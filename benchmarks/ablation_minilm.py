@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -105,6 +106,8 @@ def run_piece(label: str, overrides: list[str], workdir: str) -> dict[str, Any]:
     from benchmarks.studies import StudySpec, run_one
 
     spec = StudySpec(config=CONFIG, overrides=tuple(overrides), label=label)
+    # A piece runs only while it has no row: a folder of that name was stopped part-way.
+    shutil.rmtree(Path(workdir) / label, ignore_errors=True)
     outcome = run_one(spec, workdir)
     return {
         "label": label,
