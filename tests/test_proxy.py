@@ -45,8 +45,11 @@ ANNOUNCE = re.compile(r"^storage proxy on (grpc://\S+) for (\S+)$")
 
 
 @contextlib.contextmanager
-def proxy(backend: str, cwd: Path, host: str = "127.0.0.1") -> Iterator[str]:
-    """``hpsearch storage-proxy`` on a free port; yields its grpc:// URL once it has said it."""
+def proxy(
+    backend: str, cwd: Path, host: str = "127.0.0.1", stop: int = signal.SIGINT
+) -> Iterator[str]:
+    """``hpsearch storage-proxy`` on a free port; yields its grpc:// URL once it has said it,
+    and checks that ``stop`` (Ctrl-C by default) ends it cleanly."""
     process = start("storage-proxy", "--storage", backend, "--port", "0", "--host", host, cwd=cwd)
     try:
         assert process.stdout is not None
@@ -55,10 +58,19 @@ def proxy(backend: str, cwd: Path, host: str = "127.0.0.1") -> Iterator[str]:
         assert match, (first, process.stderr.read() if process.poll() is not None else "")
         yield match.group(1)
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert "storage proxy stopped" in out
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_and_sigterm_stop_the_proxy_with_exit_0(tmp_path: Path, stop: int) -> None:
+    # The stop once landed inside gRPC's lock wait and ended in "release unlocked lock", exit 1.
+    with proxy(f"sqlite:///{tmp_path / 'hp.db'}", tmp_path, stop=stop) as url:
+        host, port = url.removeprefix("grpc://").rsplit(":", 1)
+        storage = optuna.storages.GrpcStorageProxy(host=host, port=int(port))
+        assert optuna.get_all_study_names(storage=storage) == []
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 from typing import Any
 
 from search.cli._common import EXIT_OK, add_storage, port_or_zero, storage_of
@@ -42,14 +43,20 @@ def storage_proxy(args: argparse.Namespace) -> int:
         "  Ctrl-C to stop",
         flush=True,
     )
-    # Ctrl-C (or SIGTERM) stops it, even when started from a shell that ignores SIGINT.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        # Half-second waits (True: timed out), so a Ctrl-C is acted on at once.
-        while server.wait_for_termination(timeout=0.5):
-            pass
-    except KeyboardInterrupt:
-        # Calls in flight get two seconds to finish; workers retry what the stop cut off.
-        server.stop(grace=2).wait()
-        print("storage proxy stopped", file=sys.stdout, flush=True)
+    # Ctrl-C or SIGTERM stops it, even when started from a shell that ignores SIGINT. The
+    # handlers only set a flag: a KeyboardInterrupt raised inside gRPC's wait could land while
+    # threading re-acquires its lock and end the command in "release unlocked lock".
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, request_stop)
+    # Half-second waits (True: timed out), so a stop is acted on at once.
+    while not stop.is_set() and server.wait_for_termination(timeout=0.5):
+        pass
+    # Calls in flight get two seconds to finish; workers retry what the stop cut off.
+    server.stop(grace=2).wait()
+    print("storage proxy stopped", file=sys.stdout, flush=True)
     return EXIT_OK
