@@ -35,7 +35,7 @@ def _study(
 ) -> list[optuna.trial.FrozenTrial]:
     path = write_config(
         {
-            "study": {"n_trials": 8, "seed": 3},
+            "study": {"n_trials": 6, "seed": 3},
             "pruner": pruner,
             "fixed": {"epochs": EPOCHS, "early_stopping_patience": patience},
             "search": {
