@@ -6,8 +6,9 @@ enough that trials overfit from epoch 2, 12 trials. Per seed, variant A (no prun
 stopping) runs for real with the random sampler; B, D and the default are replayed exactly on its
 recorded curves (``benchmarks/replay.py``). One real TPE pair (the default vs B) on the first
 seed shows what replays cannot: how TPE's path changes after cuts. Each seed, and each side of
-the TPE pair, is one piece of under an hour on 2 cores, stored as one row of
+the TPE pair, is one piece (a study on one core, about an hour), stored as one row of
 ``benchmarks/ablation/minilm.jsonl`` as soon as it finishes; a rerun does only what is missing.
+Pieces named together run side by side, one per core (``--parallel``).
 
     python -m benchmarks.ablation_minilm run --seeds 8101          # one piece
     python -m benchmarks.ablation_minilm run --tpe                  # the TPE pair, two pieces
@@ -21,10 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny studies; rows of their own")
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--workdir", default="/tmp/hpsearch-ablation-minilm")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="pieces at a time, one torch thread each (default: one per core)",
+    )
     args = parser.parse_args(argv)
     if not (args.data_dir / "train.csv").exists():
         print(
@@ -165,18 +175,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             sets = _overrides(seed, args.data_dir.resolve(), args.quick, pruner, patience, False)
             pieces.append((f"{prefix}minilm-A-s{seed}", sets))
     rows_path.parent.mkdir(parents=True, exist_ok=True)
+    todo = []
     for label, sets in pieces:
         if label in done:
             print(f"{label}: done already", flush=True)
-            continue
+        else:
+            todo.append((label, sets))
+    context = get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=max(1, args.parallel), mp_context=context, max_tasks_per_child=1
+    ) as pool:
         started = time.perf_counter()
-        row = run_piece(label, sets, args.workdir)
-        with rows_path.open("a") as out:
-            out.write(json.dumps(row, sort_keys=True) + "\n")
-        print(
-            f"{label}: {len(row['trials'])} trials, {time.perf_counter() - started:.0f} s",
-            flush=True,
-        )
+        futures = {pool.submit(run_piece, label, sets, args.workdir): label for label, sets in todo}
+        for future in as_completed(futures):
+            row = future.result()
+            with rows_path.open("a") as out:
+                out.write(json.dumps(row, sort_keys=True) + "\n")
+            print(
+                f"{futures[future]}: {len(row['trials'])} trials, {row['wall_seconds']:.0f} s "
+                f"({time.perf_counter() - started:.0f} s since the start)",
+                flush=True,
+            )
     return 0
 
 
