@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -204,9 +203,9 @@ def plan(
     jobs = []
     if pairs is not None:
         chosen = chosen[:pairs]
+    held = group == "heldout" and not seeds
     for index, (sampler_seed, data_seed) in enumerate(chosen):
         for letter in letters:
-            held = group == "heldout" and not seeds
             needed = REQUIRED_PAIRS.get(letter, len(chosen)) if held else None
             if needed is not None and index >= needed and not quick:
                 continue
@@ -226,9 +225,6 @@ def run_job(job: Job, workdir: str) -> dict[str, Any]:
     from search.retrain import run_audit
 
     spec = StudySpec(config=CONFIG, overrides=job.overrides(), label=job.label)
-    # A job runs only while it has no row: a folder of that name is a run that was stopped
-    # part-way, and resuming it would not be the fresh study every other row is.
-    shutil.rmtree(Path(workdir) / job.label, ignore_errors=True)
     outcome = run_one(spec, workdir)
     storage = f"sqlite:///{(Path(workdir) / job.label / 'study.db').resolve()}"
     started = time.perf_counter()
@@ -304,6 +300,12 @@ def _run_job_args(args: tuple[Job, str]) -> dict[str, Any]:
     return run_job(*args)
 
 
+def append_row(path: Path, row: dict[str, Any]) -> None:
+    """Store one finished study as one line, at once: a stopped run keeps every row before it."""
+    with path.open("a") as out:
+        out.write(json.dumps(row, sort_keys=True) + "\n")
+
+
 def load_rows(path: Path) -> dict[str, dict[str, Any]]:
     if not path.exists():
         return {}
@@ -346,8 +348,7 @@ def run(jobs: Sequence[Job], rows_path: Path, workdir: str, parallel: int, minut
             for future in finished:
                 job = running.pop(future)
                 row = future.result()
-                with rows_path.open("a") as out:
-                    out.write(json.dumps(row, sort_keys=True) + "\n")
+                append_row(rows_path, row)
                 stored += 1
                 print(
                     f"  {job.label}: {row['total_epochs']} epochs, best val_loss "
@@ -407,9 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(error, file=sys.stderr)
         return 2
-    rows = Path(args.rows) if args.rows else (QUICK_ROWS if args.quick else ROWS)
-    if seeds and not args.rows:
-        rows = CHECK_ROWS
+    default_rows = CHECK_ROWS if seeds else QUICK_ROWS if args.quick else ROWS
+    rows = Path(args.rows) if args.rows else default_rows
     if args.command == "report":
         from benchmarks.ablation_report import print_check, write_report
 

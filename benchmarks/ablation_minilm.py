@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -32,7 +31,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from benchmarks.ablation import REPO, load_rows
+from benchmarks.ablation import REPO, append_row, load_rows
 
 CONFIG = "study_configs/minilm_rotten_tomatoes.yaml"
 ROWS = REPO / "benchmarks" / "ablation" / "minilm.jsonl"
@@ -110,8 +109,6 @@ def run_piece(label: str, overrides: list[str], workdir: str) -> dict[str, Any]:
     from benchmarks.studies import StudySpec, run_one
 
     spec = StudySpec(config=CONFIG, overrides=tuple(overrides), label=label)
-    # A piece runs only while it has no row: a folder of that name was stopped part-way.
-    shutil.rmtree(Path(workdir) / label, ignore_errors=True)
     outcome = run_one(spec, workdir)
     return {
         "label": label,
@@ -189,8 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         futures = {pool.submit(run_piece, label, sets, args.workdir): label for label, sets in todo}
         for future in as_completed(futures):
             row = future.result()
-            with rows_path.open("a") as out:
-                out.write(json.dumps(row, sort_keys=True) + "\n")
+            append_row(rows_path, row)
             print(
                 f"{futures[future]}: {len(row['trials'])} trials, {row['wall_seconds']:.0f} s "
                 f"({time.perf_counter() - started:.0f} s since the start)",

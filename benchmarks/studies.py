@@ -9,6 +9,7 @@ each (the toy objective's own cap); their wall times are reported for informatio
 from __future__ import annotations
 
 import multiprocessing
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -122,7 +123,9 @@ def run_one(spec: StudySpec, workdir: str) -> StudyOutcome:
     # run side by side, one per core, without fighting over threads.
     torch.set_num_threads(1)
     folder = Path(workdir) / spec.label
-    folder.mkdir(parents=True, exist_ok=True)
+    # Always a fresh study: a folder of that name left by a run stopped part-way is not resumed.
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     storage = f"sqlite:///{(folder / 'study.db').resolve()}"
     overrides = [*spec.overrides, f"study.storage={storage}", f"study.name={spec.label}"]
     config = load_config(spec.config, overrides)
