@@ -185,9 +185,38 @@ def paired_table(by_variant: dict[str, dict[tuple[int, int], Row]], base: str) -
     return lines
 
 
-def verdicts(by_variant: dict[str, dict[tuple[int, int], Row]]) -> list[str]:
+@dataclass(frozen=True)
+class Verdict:
+    """The pre-registered rule on one comparison; ``stays`` is None while pairs are missing."""
+
+    setting: str
+    with_s: str
+    without: str
+    pairs: int
+    need: int
+    delta: Interval | None = None
+    saving: float | None = None
+    rate_with: float | None = None
+    rate_without: float | None = None
+    stays: bool | None = None
+
+    def line(self) -> str:
+        if self.stays is None:
+            return (
+                f"- **{self.setting}** ({self.with_s} vs {self.without}): pending, "
+                f"{self.pairs}/{self.need} pairs run"
+            )
+        return (
+            f"- **{self.setting}** ({self.with_s} vs {self.without}, {self.pairs} pairs): d_acc "
+            f"{self.delta}; saving {self.saving:.1%}; wrong-stop rate {_pct(self.rate_with)} vs "
+            f"{_pct(self.rate_without)} -> "
+            + ("**stays**" if self.stays else f"**goes** (the simpler {self.without} wins)")
+        )
+
+
+def decide(by_variant: dict[str, dict[tuple[int, int], Row]]) -> list[Verdict]:
     """The pre-registered rule applied to each comparison whose variants have their pairs."""
-    lines = []
+    decided = []
     for setting, with_s, without in COMPARISONS:
         need = min(REQUIRED_PAIRS[with_s], REQUIRED_PAIRS[without])
         pairs = [
@@ -196,9 +225,7 @@ def verdicts(by_variant: dict[str, dict[tuple[int, int], Row]]) -> list[str]:
             if p in by_variant.get(with_s, {}) and p in by_variant.get(without, {})
         ]
         if len(pairs) < need:
-            lines.append(
-                f"- **{setting}** ({with_s} vs {without}): pending, {len(pairs)}/{need} pairs run"
-            )
+            decided.append(Verdict(setting, with_s, without, len(pairs), need))
             continue
         mine = [by_variant[with_s][p] for p in pairs]
         theirs = [by_variant[without][p] for p in pairs]
@@ -217,12 +244,51 @@ def verdicts(by_variant: dict[str, dict[tuple[int, int], Row]]) -> list[str]:
             and rate_without - rate_with >= WRONG_DROP
         )
         stays = delta.low > ACC_FLOOR and (saving >= MIN_SAVING or fewer_wrong)
-        lines.append(
-            f"- **{setting}** ({with_s} vs {without}, {len(pairs)} pairs): d_acc {delta}; saving "
-            f"{saving:.1%}; wrong-stop rate {_pct(rate_with)} vs {_pct(rate_without)} -> "
-            + ("**stays**" if stays else f"**goes** (the simpler {without} wins)")
+        decided.append(
+            Verdict(
+                setting,
+                with_s,
+                without,
+                len(pairs),
+                need,
+                delta,
+                saving,
+                rate_with,
+                rate_without,
+                stays,
+            )
         )
-    return lines
+    return decided
+
+
+def verdicts(by_variant: dict[str, dict[tuple[int, int], Row]]) -> list[str]:
+    return [verdict.line() for verdict in decide(by_variant)]
+
+
+def chosen_default(decided: Sequence[Verdict]) -> str | None:
+    """The default the rule's verdicts compose to (None while any is pending).
+
+    Early stopping stays if B beats A; the pruner if D beats B; then each of this project's
+    settings that stays over stock Optuna (`spare` and `leaders` only on top of `judge: best`,
+    which they were measured on), and none of them unless the bundle as a whole (H vs D) stays.
+    """
+    if any(v.stays is None for v in decided):
+        return None
+    stays = {v.with_s: bool(v.stays) for v in decided}
+    early = "early stopping (patience 5)" if stays["B"] else "no early stopping"
+    if not stays["D"]:
+        return f"no pruner (`pruner: {{name: none}}`), {early}"
+    settings = []
+    if stays["E"] and stays["H"]:
+        settings = ["judge: best"]
+        settings += ["spare: 3"] if stays["F"] else []
+        settings += ["leaders: 3"] if stays["G"] else []
+    if not settings:
+        return f"`optuna.pruners.MedianPruner` (n_startup_trials 5, n_warmup_steps 5), {early}"
+    return (
+        f"the median rule (n_startup_trials 5, n_warmup_steps 5) with {', '.join(settings)}, "
+        f"{early}"
+    )
 
 
 def _combined_rate(rows: Sequence[Row]) -> float | None:
@@ -288,7 +354,15 @@ def section(
     if "B" in by_variant:
         lines += ["Paired against B (early stopping only):", "", *paired_table(by_variant, "B"), ""]
     if verdict:
-        lines += ["Verdicts of the pre-registered rule:", "", *verdicts(by_variant), ""]
+        decided = decide(by_variant)
+        chosen = chosen_default(decided)
+        lines += ["Verdicts of the pre-registered rule:", "", *(v.line() for v in decided), ""]
+        lines += [
+            f"The default these verdicts give: {chosen}."
+            if chosen
+            else "The default these verdicts give: not yet decided (verdicts pending).",
+            "",
+        ]
     return lines
 
 

@@ -116,10 +116,29 @@ def test_the_rule_keeps_a_setting_that_saves_epochs_at_no_cost_and_drops_one_tha
     assert "goes" in verdict["judge: best"]
     assert "goes" in verdict["the custom bundle (judge, spare, leaders)"]
     assert "pending, 0/10 pairs run" in verdict["spare: 3"]
+    assert ablation_report.chosen_default(ablation_report.decide(by_variant)) is None
     # Paired table and summary render every variant present.
     table = "\n".join(ablation_report.paired_table(by_variant, "A"))
     (h_line,) = [line for line in table.splitlines() if line.startswith("| H |")]
     assert h_line.startswith("| H | 20 | -0.020") and "| 0/0/20 |" in h_line
+
+
+def test_the_verdicts_compose_into_one_default_and_wait_for_every_comparison() -> None:
+    def decided(**stays: bool | None) -> list[ablation_report.Verdict]:
+        return [
+            ablation_report.Verdict(name, w, wo, 20, 20, stays=stays.get(w, True))
+            for name, w, wo in ablation.COMPARISONS
+        ]
+
+    assert ablation_report.chosen_default(decided(F=None)) is None
+    assert ablation_report.chosen_default(decided(D=False)) == (
+        "no pruner (`pruner: {name: none}`), early stopping (patience 5)"
+    )
+    mixed = ablation_report.chosen_default(decided(F=False))
+    assert mixed is not None and "with judge: best, leaders: 3, early" in mixed
+    # The bundle as a whole failing against stock Optuna drops every custom setting.
+    stock = ablation_report.chosen_default(decided(H=False))
+    assert stock is not None and stock.startswith("`optuna.pruners.MedianPruner`")
 
 
 def test_bootstrap_intervals_hold_the_mean_and_narrow_with_more_pairs() -> None:
