@@ -40,6 +40,7 @@ from benchmarks.ablation_minilm_report import section as minilm_section
 RESULTS = REPO / "benchmarks" / "RESULTS-ablation.md"
 PLOT = REPO / "docs" / "benchmarks" / "ablation.png"  # shown on the site's ablation page
 RESULTS_HEADING = "## Results"
+SPEEDUP_TARGET = 3.0  # the project's target: >= 3x fewer epochs than no pruning at all
 Row = dict[str, Any]
 
 
@@ -266,18 +267,21 @@ def verdicts(by_variant: dict[str, dict[tuple[int, int], Row]]) -> list[str]:
 
 
 def chosen_default(decided: Sequence[Verdict]) -> str | None:
-    """The default the rule's verdicts compose to (None while any is pending).
+    """The default the rule's verdicts compose to (None while one it depends on is pending).
 
     Early stopping stays if B beats A; the pruner if D beats B; then each of this project's
     settings that stays over stock Optuna (`spare` and `leaders` only on top of `judge: best`,
     which they were measured on), and none of them unless the bundle as a whole (H vs D) stays.
     """
-    if any(v.stays is None for v in decided):
+    stays = {v.with_s: v.stays for v in decided}
+    if stays["B"] is None or stays["D"] is None:
         return None
-    stays = {v.with_s: bool(v.stays) for v in decided}
     early = "early stopping (patience 5)" if stays["B"] else "no early stopping"
     if not stays["D"]:
+        # Without the pruner, none of the settings on top of it can be in the default.
         return f"no pruner (`pruner: {{name: none}}`), {early}"
+    if any(value is None for value in stays.values()):
+        return None
     settings = []
     if stays["E"] and stays["H"]:
         settings = ["judge: best"]
@@ -289,6 +293,71 @@ def chosen_default(decided: Sequence[Verdict]) -> str | None:
         f"the median rule (n_startup_trials 5, n_warmup_steps 5) with {', '.join(settings)}, "
         f"{early}"
     )
+
+
+def chosen_variant(decided: Sequence[Verdict]) -> str | None:
+    """The measured variant that is the default the verdicts give (its letter), or None."""
+    text = chosen_default(decided)
+    if text is None:
+        return None
+    if text.startswith("no pruner"):
+        return "B" if "no early stopping" not in text else "A"
+    settings = {name for name in ("judge", "spare", "leaders") if f"{name}:" in text}
+    return {
+        frozenset(): "D",
+        frozenset({"judge"}): "E",
+        frozenset({"judge", "spare"}): "F",
+        frozenset({"judge", "leaders"}): "G",
+        frozenset({"judge", "spare", "leaders"}): "H",
+    }[frozenset(settings)]
+
+
+def headline(by_variant: dict[str, dict[tuple[int, int], Row]], letter: str) -> list[str]:
+    """Epochs the chosen default saves against A and B, at its winners' test accuracy, and
+    the project's >= 3x target: met, or missed with what the variants that reach it cost."""
+    pairs = [p for p in HELDOUT if all(p in by_variant.get(x, {}) for x in ("A", "B", letter))]
+    if not pairs:
+        return []
+
+    def epochs(x: str) -> int:
+        return sum(by_variant[x][p]["total_epochs"] for p in pairs)
+
+    def d_acc(x: str) -> Interval:
+        return bootstrap_mean(
+            [
+                by_variant[x][p]["winner_test_accuracy"]
+                - by_variant["A"][p]["winner_test_accuracy"]
+                for p in pairs
+            ]
+        )
+
+    ratio_a = epochs("A") / epochs(letter)
+    lines = [
+        f"**Headline** ({len(pairs)} held-out pairs): the default the rule chose is variant "
+        f"{letter}. It trains {ratio_a:.2f}x fewer epochs than A ({1 - 1 / ratio_a:.1%} saved) and "
+        f"{epochs('B') / epochs(letter):.2f}x fewer than B, at a winner test accuracy of "
+        f"{d_acc(letter)} against A's. The project's >= {SPEEDUP_TARGET:g}x target is "
+        + ("met." if ratio_a >= SPEEDUP_TARGET else "**missed**.")
+    ]
+    if ratio_a < SPEEDUP_TARGET:
+        faster = [
+            x
+            for x in sorted(by_variant)
+            if x not in ("A", letter)
+            and all(p in by_variant[x] for p in pairs)
+            and epochs("A") / epochs(x) >= SPEEDUP_TARGET
+        ]
+        lines.append(
+            "Variants on these pairs that reach it, and their winners' test accuracy against "
+            "A's: "
+            + (
+                "; ".join(f"{x} {epochs('A') / epochs(x):.2f}x, {d_acc(x)}" for x in faster)
+                if faster
+                else "none"
+            )
+            + "."
+        )
+    return [*lines, ""]
 
 
 def _combined_rate(rows: Sequence[Row]) -> float | None:
@@ -363,6 +432,9 @@ def section(
             else "The default these verdicts give: not yet decided (verdicts pending).",
             "",
         ]
+        letter = chosen_variant(decided)
+        if letter is not None:
+            lines += headline(by_variant, letter)
     return lines
 
 

@@ -37,7 +37,7 @@ STUDY = "toy-transformer"
 STUDY_COMMAND = f"hpsearch run {DEFAULT_CONFIG} --workers {{workers}}"
 PRUNER_LABELS = {
     "none": "no pruning, no early stopping",
-    "default": "default (median judging bests, spare, leaders)",
+    "default": "median judging bests, spare, leaders (the default until 2026-12-07)",
     "median_current": "median judging current values",
     "successive_halving": "successive halving",
     "hyperband": "hyperband",

@@ -131,14 +131,35 @@ def test_the_verdicts_compose_into_one_default_and_wait_for_every_comparison() -
         ]
 
     assert ablation_report.chosen_default(decided(F=None)) is None
-    assert ablation_report.chosen_default(decided(D=False)) == (
+    # Once the pruner goes, the settings on top of it cannot matter: no need to wait for them.
+    assert ablation_report.chosen_default(decided(D=False, F=None)) == (
         "no pruner (`pruner: {name: none}`), early stopping (patience 5)"
     )
     mixed = ablation_report.chosen_default(decided(F=False))
     assert mixed is not None and "with judge: best, leaders: 3, early" in mixed
+    assert ablation_report.chosen_variant(decided(F=False)) == "G"
+    assert ablation_report.chosen_variant(decided()) == "H"
     # The bundle as a whole failing against stock Optuna drops every custom setting.
     stock = ablation_report.chosen_default(decided(H=False))
     assert stock is not None and stock.startswith("`optuna.pruners.MedianPruner`")
+
+
+def test_the_default_config_is_what_the_rule_chose_on_the_committed_held_out_rows() -> None:
+    from search.config import load_config
+
+    rows = ablation.load_rows(ablation.ROWS)
+    by_variant = ablation_report.group_rows(rows, "hard", ablation.HELDOUT)
+    chosen = ablation_report.chosen_default(ablation_report.decide(by_variant))
+    assert chosen == "no pruner (`pruner: {name: none}`), early stopping (patience 5)"
+    assert ablation_report.chosen_variant(ablation_report.decide(by_variant)) == "B"
+    (first, faster, _) = ablation_report.headline(by_variant, "B")
+    assert first.startswith("**Headline** (20 held-out pairs): the default the rule chose is")
+    assert "2.22x fewer epochs than A (55.0% saved) and 1.00x fewer than B" in first
+    assert first.endswith("target is **missed**.") and faster.startswith("Variants on these")
+    assert "D 3.63x, -0.0084 [" in faster
+    default = load_config(ablation.REPO / ablation.CONFIG)
+    assert default.pruner.name == "none" and default.pruner.args == {}
+    assert default.fixed["early_stopping_patience"] == 5
 
 
 def test_bootstrap_intervals_hold_the_mean_and_narrow_with_more_pairs() -> None:

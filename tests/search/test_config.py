@@ -55,7 +55,10 @@ def test_shipped_toy_configs_are_valid(config: str) -> None:
 def test_default_config_matches_design(tmp_path: Path) -> None:
     config = load_config(REPO / "study_configs" / "toy_transformer.yaml")
     assert config.study.storage == "sqlite:///studies/hpsearch.db"
-    assert config.sampler.name == "tpe" and config.pruner.name == "median"
+    # No pruner, early stopping after 5 epochs: what the pruning ablation's rule chose
+    # (tests/benchmarks/test_ablation.py checks it against the committed rows).
+    assert config.sampler.name == "tpe" and config.pruner.name == "none"
+    assert config.pruner.args == {} and config.fixed["early_stopping_patience"] == 5
     assert config.study.metric == "val_loss" and config.direction == "minimize"
     assert config.fixed["epochs"] == 40
     lr = config.search["lr"]
