@@ -188,7 +188,7 @@ def _summary(
     if full:
         budget += (
             f" ({100 * trained / full:.0f}%) that all these trials at full length would have "
-            "cost; pruning and early stopping saved the rest"
+            f"cost; {_what_saved(outcomes.pruned, outcomes.early_stopped)} saved the rest"
         )
     seconds = sum(
         (t.datetime_complete - t.datetime_start).total_seconds()
@@ -219,6 +219,12 @@ def _summary(
         ],
     ]
     return markdown_table(["Study", study.study_name], rows)
+
+
+def _what_saved(pruned: int, early_stopped: int) -> str:
+    if pruned and early_stopped:
+        return "pruning and early stopping"
+    return "pruning" if pruned else "early stopping" if early_stopped else "stopping early"
 
 
 def _epoch_budget(trials: Sequence[FrozenTrial], fixed_epochs: int | None) -> tuple[int, int]:

@@ -78,6 +78,8 @@ def test_report_command_writes_tables_and_figures(study_with_pruning: tuple[Path
     )
     trained = sum(len(t.user_attrs["epochs"]) for t in trials)
     assert f"| Epochs trained | {trained} of 21 (" in summary and trained < 21
+    # Only pruning ended trials early here (no early stopping): the line names what saved.
+    assert "would have cost; pruning saved the rest |" in summary
 
     best = study.best_trial
     assert f"Trial {best.number}: val_loss **{best.value:.4f}**" in section(report, "## Best trial")
