@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -242,7 +243,7 @@ def decide(by_variant: dict[str, dict[tuple[int, int], Row]]) -> list[Verdict]:
         fewer_wrong = (
             rate_with is not None
             and rate_without is not None
-            and rate_without - rate_with >= WRONG_DROP
+            and rate_without - rate_with >= Fraction(str(WRONG_DROP))
         )
         stays = delta.low > ACC_FLOOR and (saving >= MIN_SAVING or fewer_wrong)
         decided.append(
@@ -254,8 +255,8 @@ def decide(by_variant: dict[str, dict[tuple[int, int], Row]]) -> list[Verdict]:
                 need,
                 delta,
                 saving,
-                rate_with,
-                rate_without,
+                None if rate_with is None else float(rate_with),
+                None if rate_without is None else float(rate_without),
                 stays,
             )
         )
@@ -360,10 +361,12 @@ def headline(by_variant: dict[str, dict[tuple[int, int], Row]], letter: str) -> 
     return [*lines, ""]
 
 
-def _combined_rate(rows: Sequence[Row]) -> float | None:
+def _combined_rate(rows: Sequence[Row]) -> Fraction | None:
+    """The pooled wrong-stop rate, exact: the rule's "2 points lower" is compared without
+    floating-point error (0.06 - 0.04 is 0.0199... in floats)."""
     pw, pa = wrong_stops(rows, "pruned")
     ew, ea = wrong_stops(rows, "early-stopped")
-    return _rate((pw + ew, pa + ea))
+    return Fraction(pw + ew, pa + ea) if pa + ea else None
 
 
 def _pct(value: float | None) -> str:

@@ -162,6 +162,20 @@ def test_the_default_config_is_what_the_rule_chose_on_the_committed_held_out_row
     assert default.fixed["early_stopping_patience"] == 5
 
 
+def test_exactly_two_points_fewer_wrong_stops_is_enough_for_the_rule() -> None:
+    # 2 of 50 against 3 of 50: 0.06 - 0.04 is 0.0199... in floats, exactly 2 points here.
+    rows = {}
+    for index, pair in enumerate(ablation.HELDOUT[:10]):
+        for letter, wrong in (("E", 3), ("G", 2)):
+            wrong = wrong if index == 0 else 0
+            row = _row(letter, pair, 400, 0.72, audit=_audit(wrong, 5 - wrong))
+            rows[row["label"]] = row
+    by_variant = ablation_report.group_rows(rows, "hard", ablation.HELDOUT)
+    (leaders,) = [v for v in ablation_report.decide(by_variant) if v.with_s == "G"]
+    assert leaders.saving == 0 and leaders.stays is True
+    assert leaders.line().endswith("wrong-stop rate 4.0% vs 6.0% -> **stays**")
+
+
 def test_bootstrap_intervals_hold_the_mean_and_narrow_with_more_pairs() -> None:
     few = ablation_report.bootstrap_mean([0.01, -0.02, 0.0, 0.03])
     many = ablation_report.bootstrap_mean([0.01, -0.02, 0.0, 0.03] * 10)
