@@ -266,3 +266,18 @@ def test_the_acceptance_check_runs_the_checkers_seeds_and_says_met_or_missed(
     assert not met and "MISSED" in lines[1] and "mean -0.0200" in lines[2] and "MISSED" in lines[2]
     lines, met = ablation_report.check_lines(ablation_report.group_rows({}, "hard", seeds))
     assert not met and "needs S, A and B" in lines[0]
+
+
+def test_the_check_does_not_run_the_shipped_default_twice_when_it_is_a_variant(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The shipped default is early stopping alone: B's study exactly, so S is not run again.
+    assert ablation.shipped_is("B") and not ablation.shipped_is("H")
+    seeds = [(31, 41)]
+    path = tmp_path / "rows.jsonl"
+    for row in (_row("A", seeds[0], 1200, 0.72), _row("B", seeds[0], 600, 0.72)):
+        ablation.append_row(path, row)
+    assert ablation_report.print_check(path, seeds) == 0
+    out = capsys.readouterr().out
+    assert "the default as shipped (S) is variant B exactly" in out
+    assert "epochs: the default 600, early stopping alone 600" in out
