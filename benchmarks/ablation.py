@@ -267,8 +267,13 @@ def run_job(job: Job, workdir: str) -> dict[str, Any]:
             [t.number, t.state, len(t.val_loss), t.value, t.test_accuracy, t.reason]
             for t in outcome.trials
         ],
-        # Each trial's validation curve and best epoch: what replays of other rules need.
-        "curves": {str(t.number): [t.val_loss, t.best_epoch] for t in outcome.trials},
+        # Each trial's validation curve and best epoch: what replays of other rules need. Only
+        # A's unstopped curves are replayed; the other variants' would only grow the file.
+        "curves": (
+            {str(t.number): [t.val_loss, t.best_epoch] for t in outcome.trials}
+            if job.letter == "A"
+            else {}
+        ),
         "spared": _spared(storage, job.label),
         "audit": audit,
         "wall_seconds": outcome.wall_seconds,
