@@ -46,6 +46,9 @@ EPOCHS = 8
 REPLAYS: dict[str, tuple[dict[str, Any], int | None]] = {
     "A neither": ({"name": "none", "args": {}}, None),
     "B early stopping (patience 2)": ({"name": "none", "args": {}}, 2),
+    # Added 2026-12-08, before any MiniLM row existed, when the toy ablation's verdict made
+    # "no pruner, early stopping patience 5" the shipped default: that default, unscaled.
+    "B as shipped (patience 5)": ({"name": "none", "args": {}}, 5),
     "D stock median (warm-up 2) + B": (
         {"name": "median", "args": {"n_startup_trials": 5, "n_warmup_steps": 2}},
         2,

@@ -268,8 +268,10 @@ def verdicts(by_variant: dict[str, dict[tuple[int, int], Row]]) -> list[str]:
     return [verdict.line() for verdict in decide(by_variant)]
 
 
-def chosen_default(decided: Sequence[Verdict]) -> str | None:
-    """The default the rule's verdicts compose to (None while one it depends on is pending).
+def _chosen(decided: Sequence[Verdict]) -> tuple[str | None, str] | None:
+    """The default the rule's verdicts compose to, as (the letter of the variant that is that
+    default, None if none measured is, and its description); None while a verdict it depends
+    on is pending.
 
     Early stopping stays if B beats A; the pruner if D beats B; then each of this project's
     settings that stays over stock Optuna (`spare` and `leaders` only on top of `judge: best`,
@@ -281,7 +283,7 @@ def chosen_default(decided: Sequence[Verdict]) -> str | None:
     early = "early stopping (patience 5)" if stays["B"] else "no early stopping"
     if not stays["D"]:
         # Without the pruner, none of the settings on top of it can be in the default.
-        return f"no pruner (`pruner: {{name: none}}`), {early}"
+        return ("B" if stays["B"] else "A"), f"no pruner (`pruner: {{name: none}}`), {early}"
     if any(value is None for value in stays.values()):
         return None
     settings = []
@@ -289,29 +291,36 @@ def chosen_default(decided: Sequence[Verdict]) -> str | None:
         settings = ["judge: best"]
         settings += ["spare: 3"] if stays["F"] else []
         settings += ["leaders: 3"] if stays["G"] else []
+    letter: str | None = {
+        (): "D",
+        ("judge: best",): "E",
+        ("judge: best", "spare: 3"): "F",
+        ("judge: best", "leaders: 3"): "G",
+        ("judge: best", "spare: 3", "leaders: 3"): "H",
+    }[tuple(settings)]
+    if not stays["B"]:
+        # Only the stock pruner was measured without early stopping (C).
+        letter = None if settings else "C"
     if not settings:
-        return f"`optuna.pruners.MedianPruner` (n_startup_trials 5, n_warmup_steps 5), {early}"
-    return (
+        return letter, (
+            f"`optuna.pruners.MedianPruner` (n_startup_trials 5, n_warmup_steps 5), {early}"
+        )
+    return letter, (
         f"the median rule (n_startup_trials 5, n_warmup_steps 5) with {', '.join(settings)}, "
         f"{early}"
     )
 
 
+def chosen_default(decided: Sequence[Verdict]) -> str | None:
+    """What the default the verdicts give is, in words (None while one is pending)."""
+    chosen = _chosen(decided)
+    return None if chosen is None else chosen[1]
+
+
 def chosen_variant(decided: Sequence[Verdict]) -> str | None:
     """The measured variant that is the default the verdicts give (its letter), or None."""
-    text = chosen_default(decided)
-    if text is None:
-        return None
-    if text.startswith("no pruner"):
-        return "B" if "no early stopping" not in text else "A"
-    settings = {name for name in ("judge", "spare", "leaders") if f"{name}:" in text}
-    return {
-        frozenset(): "D",
-        frozenset({"judge"}): "E",
-        frozenset({"judge", "spare"}): "F",
-        frozenset({"judge", "leaders"}): "G",
-        frozenset({"judge", "spare", "leaders"}): "H",
-    }[frozenset(settings)]
+    chosen = _chosen(decided)
+    return None if chosen is None else chosen[0]
 
 
 def headline(by_variant: dict[str, dict[tuple[int, int], Row]], letter: str) -> list[str]:

@@ -142,6 +142,12 @@ def test_the_verdicts_compose_into_one_default_and_wait_for_every_comparison() -
     # The bundle as a whole failing against stock Optuna drops every custom setting.
     stock = ablation_report.chosen_default(decided(H=False))
     assert stock is not None and stock.startswith("`optuna.pruners.MedianPruner`")
+    assert ablation_report.chosen_variant(decided(H=False)) == "D"
+    assert ablation_report.chosen_variant(decided(D=False)) == "B"
+    assert ablation_report.chosen_variant(decided(B=False, D=False)) == "A"
+    # Without early stopping only the stock pruner alone (C) was measured; the bundle was not.
+    assert ablation_report.chosen_variant(decided(B=False, H=False)) == "C"
+    assert ablation_report.chosen_variant(decided(B=False)) is None
 
 
 def test_the_default_config_is_what_the_rule_chose_on_the_committed_held_out_rows() -> None:
