@@ -6,8 +6,9 @@ enough that trials overfit from epoch 2, 12 trials. Per seed, variant A (no prun
 stopping) runs for real with the random sampler; B, D and the default are replayed exactly on its
 recorded curves (``benchmarks/replay.py``). One real TPE pair (the default vs B) on the first
 seed shows what replays cannot: how TPE's path changes after cuts. Each seed, and each side of
-the TPE pair, is one piece (a study on one core, about an hour), stored as one row of
-``benchmarks/ablation/minilm.jsonl`` as soon as it finishes; a rerun does only what is missing.
+the TPE pair, is one piece (a study on one core: 2.5 hours with two side by side), stored as
+one row of ``benchmarks/ablation/minilm.jsonl`` as soon as it finishes; a rerun does only what
+is missing.
 Pieces named together run side by side, one per core (``--parallel``).
 
     python -m benchmarks.ablation_minilm run --seeds 8101          # one piece
